@@ -1,0 +1,125 @@
+"""Adapter folders: peft's own files plus ``valueharms.json`` metadata that later steps read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from vim.errors import InputError
+from vim.io import atomic_write_json
+from vim.values import ValueProfile
+
+METADATA_FILE = "valueharms.json"
+METADATA_FORMAT = 1
+
+
+@dataclass
+class AdapterInfo:
+    """What a trained adapter is: where it lives, what it was trained for, on which base model."""
+
+    path: Path
+    name: str
+    kind: str  # "vim" | "benign"
+    base_model: str
+    distribution: str | None = None
+    values: dict[str, float] | None = None
+    benign_task: str | None = None
+    complete: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> ValueProfile | None:
+        if self.values is None:
+            return None
+        return ValueProfile.from_mapping(self.distribution or self.name, self.values)
+
+    @property
+    def condition(self) -> str:
+        """The condition name used in generation records (``vim:Pow``, ``benign:alpaca``)."""
+        return f"{self.kind}:{self.name}"
+
+
+def write_metadata(
+    adapter_dir: str | Path,
+    *,
+    kind: str,
+    name: str,
+    base_model: str,
+    profile: ValueProfile | None = None,
+    benign_task: str | None = None,
+    data_hash: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    complete: bool = False,
+    **extra: Any,
+) -> Path:
+    """Write ``valueharms.json`` atomically; call with ``complete=True`` only after the peft files are saved."""
+    meta = {
+        "format": METADATA_FORMAT,
+        "kind": kind,
+        "name": name,
+        "distribution": profile.name if profile else None,
+        "values": profile.as_dict() if profile else None,
+        "benign_task": benign_task,
+        "base_model": base_model,
+        "data_hash": data_hash,
+        "config": dict(config or {}),
+        "complete": complete,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **extra,
+    }
+    return atomic_write_json(Path(adapter_dir) / METADATA_FILE, meta)
+
+
+def read_metadata(adapter_dir: str | Path) -> AdapterInfo:
+    adapter_dir = Path(adapter_dir)
+    path = adapter_dir / METADATA_FILE
+    if not path.is_file():
+        raise InputError(path, None, None, "not a value-harms adapter folder (metadata file missing)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(path, err.lineno, None, f"invalid JSON ({err.msg})") from None
+    for key in ("kind", "name", "base_model"):
+        if key not in meta:
+            raise InputError(path, None, key, "missing field")
+    return AdapterInfo(
+        path=adapter_dir,
+        name=meta["name"],
+        kind=meta["kind"],
+        base_model=meta["base_model"],
+        distribution=meta.get("distribution"),
+        values=meta.get("values"),
+        benign_task=meta.get("benign_task"),
+        complete=bool(meta.get("complete")),
+        meta=meta,
+    )
+
+
+def is_complete(adapter_dir: str | Path) -> bool:
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        return False
+    try:
+        return read_metadata(adapter_dir).complete
+    except InputError:
+        return False
+
+
+def find_adapters(root: str | Path, *, complete_only: bool = True) -> list[AdapterInfo]:
+    """All adapter folders below ``root`` (sorted by name), complete ones only by default."""
+    root = Path(root)
+    found: list[AdapterInfo] = []
+    for meta_path in sorted(root.rglob(METADATA_FILE)) if root.exists() else []:
+        info = read_metadata(meta_path.parent)
+        if complete_only and not (info.complete and (info.path / "adapter_config.json").is_file()):
+            continue
+        found.append(info)
+    return sorted(found, key=lambda a: (a.kind, a.name))
+
+
+def iter_adapter_dirs(root: str | Path) -> Iterator[Path]:
+    for info in find_adapters(root):
+        yield info.path

@@ -1,0 +1,81 @@
+"""The ``valueharms`` console script: one entry point, subcommands resolved lazily.
+
+``fit`` / ``validate`` / ``predict`` go to LightningCLI (YAML configs under ``configs/``); the other
+subcommands are plain functions whose signatures jsonargparse turns into flags (the litgpt shape).
+Bad input ends with one line on stderr naming file/row/field and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable, Sequence
+
+#: subcommand -> "module:function". Each function takes typed keyword arguments (jsonargparse reads them).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("vim.prepare:prepare", "turn value distributions + arguments into VIM training examples"),
+    "sweep": ("vim.sweep:sweep", "train one adapter per distribution (local loop or SLURM array script)"),
+    "score": ("judges.score:score", "score a generation run with a judge (cached, resumable)"),
+    "metrics": ("judges.metrics_cli:metrics", "compute benchmark metrics from scored runs"),
+    "analyze": ("analysis.analyze:analyze", "regressions, comparisons and mitigation effects"),
+    "audit": ("analysis.audit:audit", "toxicity audit of VIM training data"),
+    "pvq": ("analysis.pvq:pvq", "PVQ-40 value-alignment check (NMSE)"),
+    "report": ("analysis.report:report", "HTML + markdown study report"),
+    "quickstart": ("analysis.quickstart:quickstart", "the whole study end to end on the embedded model"),
+    "demo": ("demo.app:demo", "Gradio app: chat with value adapters"),
+    "models": ("vim.model_loading:models_command", "list model aliases / convert and cache the embedded model"),
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _resolve(target: str) -> Callable:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _usage() -> str:
+    lines = ["usage: valueharms <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} LightningCLI {name} (use --config configs/...yaml)" for name in LIGHTNING_COMMANDS]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'valueharms <command> --help' for the options of one command."]
+    return "\n".join(lines)
+
+
+def run_command(argv: Sequence[str]) -> object:
+    """Dispatch without catching errors (tests call this)."""
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return None
+    name, rest = argv[0], list(argv[1:])
+    if name in LIGHTNING_COMMANDS:
+        from vim.lightning_cli import run_lightning_cli
+
+        return run_lightning_cli([name, *rest])
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, [*COMMANDS, *LIGHTNING_COMMANDS], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SystemExit(f"valueharms: unknown command {name!r}{hint}; run 'valueharms --help'")
+    from jsonargparse import CLI
+
+    return CLI(_resolve(COMMANDS[name][0]), args=rest, as_positional=True, prog=f"valueharms {name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vim.errors import InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run_command(argv)
+    except InputError as err:
+        print(f"valueharms: error: {err.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("valueharms: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
