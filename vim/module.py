@@ -1,0 +1,202 @@
+"""The LightningModule that trains a LoRA adapter on a causal LM: VIM (two stages) or a benign baseline.
+
+Design (PROTOCOL.md "VIM training settings"; PATTERNS.md "LightningModule around HF + peft"):
+  * the HF model + peft LoRA are built in ``configure_model`` (guarded) so FSDP can shard them at init;
+  * checkpoints hold only the LoRA weights (``state_dict`` is filtered, ``strict_loading=False``), so they are small
+    and resuming still works;
+  * the LR schedule (AdamW, optional warmup, linear decay) restarts at each stage phase: the
+    :class:`vim.callbacks.StageCallback` calls :meth:`start_phase`, which also clears the optimizer moments, as
+    the paper's stage 2 is a fresh run from stage 1's best checkpoint;
+  * per-stage losses are logged as ``train/loss_stage1``, ``val/loss_stage2`` ...; ``val/loss`` picks the best epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+
+LORA_KEY = "lora_"
+
+
+class VIMModule(LightningModule):
+    """LoRA fine-tuning of a causal LM whose data, stages and metadata come from the DataModule."""
+
+    #: base models kept between fits in one process (the sweep reuses them): (name, dtype) -> model
+    _BASE_CACHE: dict[tuple[str, str | None], Any] = {}
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        adapter_dir: str = "runs/adapters/{name}",
+        lora_r: int = 8,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.1,
+        target_modules: list[str] = ["q_proj", "v_proj"],  # noqa: B006 (YAML default)
+        lr: float = 2e-5,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        dtype: str | None = None,
+        gradient_checkpointing: bool = False,
+        checkpoint_every_n_steps: int | None = None,
+        reuse_base: bool = False,
+    ) -> None:
+        """
+        Args:
+            model: HF hub id, local folder, ``.gguf`` file or alias (``smollm2-135m``).
+            adapter_dir: output folder for the peft adapter + ``valueharms.json`` (``{name}`` = distribution/task).
+            lora_r: LoRA rank.
+            lora_alpha: LoRA scaling alpha.
+            lora_dropout: LoRA dropout.
+            target_modules: module names LoRA wraps.
+            lr: AdamW learning rate (restarted per stage).
+            weight_decay: AdamW weight decay.
+            warmup_steps: linear warmup steps at the start of each stage (paper: 0).
+            dtype: dtype to load the base weights in (None: checkpoint default; precision comes from the Trainer).
+            gradient_checkpointing: trade compute for memory on long sequences.
+            checkpoint_every_n_steps: also save ``last.ckpt`` every N optimizer steps (resume mid-epoch).
+            reuse_base: keep the base model in memory after fit for the next fit in this process (sweeps).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_name = model
+        self.adapter_dir_template = adapter_dir
+        self.net: Any = None
+        self.strict_loading = False
+        self._phase_start_step = 0
+        self._phase_total_steps = 1
+        self._scheduler: Any = None
+
+    # -- model -------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.net is not None:
+            return
+        from peft import LoraConfig, get_peft_model
+
+        key = (self.model_name, self.hparams.dtype)
+        base = VIMModule._BASE_CACHE.pop(key, None) if self.hparams.reuse_base else None
+        if base is None:
+            from vim.model_loading import load_model
+
+            base = load_model(self.model_name, dtype=self.hparams.dtype)
+        if self.hparams.gradient_checkpointing:
+            base.gradient_checkpointing_enable()
+            base.enable_input_require_grads()
+        config = LoraConfig(task_type="CAUSAL_LM", r=self.hparams.lora_r, lora_alpha=self.hparams.lora_alpha,
+                            lora_dropout=self.hparams.lora_dropout, target_modules=list(self.hparams.target_modules))
+        self.net = get_peft_model(base, config)
+        self.net.train()  # from_pretrained returns eval mode; LoRA dropout must be active in training
+
+    def release_base(self) -> None:
+        """Strip the LoRA layers and keep the base model for the next fit (``reuse_base``)."""
+        if self.hparams.reuse_base and self.net is not None:
+            VIMModule._BASE_CACHE[(self.model_name, self.hparams.dtype)] = self.net.unload()
+            self.net = None
+
+    def adapter_dir(self, name: str | None = None) -> Path:
+        """The output folder, with ``{name}`` filled from the DataModule (distribution or benign task)."""
+        if name is None:
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            name = getattr(dm, "adapter_name", None) or "adapter"
+        return Path(self.adapter_dir_template.format(name=name, distribution=name))
+
+    def configure_callbacks(self) -> list[Any]:
+        """Stage switching, best-epoch export and a ``last.ckpt`` for resume, without any YAML."""
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from vim.callbacks import StageCallback
+
+        ckpt_dir = self.adapter_dir() / "checkpoints"
+        last = ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}-{step}", save_last=True, save_top_k=1,
+                               every_n_train_steps=self.hparams.checkpoint_every_n_steps)
+        return [StageCallback(), last]
+
+    # -- checkpoints hold LoRA weights only ---------------------------------------------------------------
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        full = super().state_dict(*args, **kwargs)
+        return type(full)((k, v) for k, v in full.items() if LORA_KEY in k)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if LORA_KEY in k}
+        checkpoint["vim_schedule"] = {"start": self._phase_start_step, "total": self._phase_total_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sched = checkpoint.get("vim_schedule") or {}
+        self._phase_start_step = int(sched.get("start", 0))
+        self._phase_total_steps = int(sched.get("total", 1))
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def _forward(self, batch: dict[str, Any]) -> Any:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "labels") if k in batch}
+        return self.net(**inputs, use_cache=False)  # no KV cache in training (packed batches need that too)
+
+    def _log_losses(self, prefix: str, batch: dict[str, Any], out: Any) -> None:
+        n = int(batch["input_ids"].shape[0])
+        on_step = prefix == "train"
+        self.log(f"{prefix}/loss", out.loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n)
+        stages = batch.get("stage")
+        if stages is None:
+            return
+        unique = torch.unique(stages).tolist()
+        if len(unique) == 1:
+            self.log(f"{prefix}/loss_stage{unique[0]}", out.loss, on_step=on_step, on_epoch=True, batch_size=n)
+            return
+        per_example = self._per_example_loss(out.logits, batch["labels"])
+        for st in unique:
+            mask = stages == st
+            self.log(f"{prefix}/loss_stage{st}", per_example[mask].mean(), on_step=on_step, on_epoch=True,
+                     batch_size=int(mask.sum()))
+
+    @staticmethod
+    def _per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+        tok = torch.nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels, ignore_index=-100,
+                                                reduction="none")
+        counts = (shift_labels != -100).sum(1).clamp(min=1)
+        return tok.sum(1) / counts
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self._forward(batch)
+        self._log_losses("train", batch, out)
+        return out.loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self._forward(batch)
+        self._log_losses("val", batch, out)
+        return out.loss
+
+    # -- optimisation: linear decay restarted at each stage -------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        s = step - self._phase_start_step
+        warmup = self.hparams.warmup_steps
+        if warmup and s < warmup:
+            return (s + 1) / warmup
+        return max(0.0, (self._phase_total_steps - s) / max(1, self._phase_total_steps - warmup))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler, "interval": "step"}}
+
+    def start_phase(self, epochs: int, *, reset_optimizer: bool) -> None:
+        """Restart the LR schedule for a phase of ``epochs`` epochs starting now (called at an epoch start)."""
+        trainer = self.trainer
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):
+            batches = 1
+        if trainer.limit_train_batches is not None and isinstance(trainer.limit_train_batches, int):
+            batches = min(batches, trainer.limit_train_batches)
+        per_epoch = max(1, math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
+        self._phase_start_step = trainer.global_step
+        self._phase_total_steps = per_epoch * max(1, epochs)
+        for optimizer in trainer.optimizers:
+            if reset_optimizer:
+                optimizer.state.clear()
+        if self._scheduler is not None:
+            factor = self._lr_factor(trainer.global_step)
+            for group, base_lr in zip(self._scheduler.optimizer.param_groups, self._scheduler.base_lrs):
+                group["lr"] = base_lr * factor
