@@ -1,0 +1,277 @@
+"""Issue 8 throughput, one run, same model and device for every comparison:
+
+* training: padding-free packed batches vs the HF padded baseline (useful tokens/s);
+* generation: HF ``generate`` + peft (one adapter) vs ``vim.engine.MultiLoRAEngine`` on the same batch (one
+  adapter), and the engine on a batch mixing 8 adapters vs one adapter (new tokens/s, EOS ignored so every row
+  generates ``--gen-tokens`` tokens).
+
+Usage: python perf/run_perf.py --device cpu --tiny      (tiny Llama, about a minute on CPU)
+       python perf/run_perf.py --device cuda            (Llama-2-7B-shaped random bf16 model, LoRA r8 on q,v)
+       --only train|gen                                  (one half only)
+Writes perf/results/<device>[-tiny]-<date>.json. CPU/tiny numbers say nothing about GPU speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vim.collate import PadCollator  # noqa: E402
+from vim.packing import PackedCollator, pack_budget, prepare_model_for_packing  # noqa: E402
+
+STUDY_ADAPTERS, TRAIN_TOKENS_PER_ADAPTER = 154, 10e6
+STUDY_GEN_TOKENS = 650e6  # new tokens generated over the whole study (154 adapters x benchmarks x samples)
+TARGET_ENGINE_VS_HF, TARGET_MIXED_VS_SINGLE = 4.0, 0.8
+
+
+def vim_like_lengths(n: int, max_len: int, rng: random.Random) -> list[int]:
+    """Short, skewed lengths like VIM examples (most 40-160 tokens, a tail up to max_len)."""
+    return [max(8, min(max_len, int(rng.lognormvariate(4.3, 0.5)))) for _ in range(n)]
+
+
+def llama_config(tiny: bool):
+    from transformers import LlamaConfig
+
+    if tiny:
+        return LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2), torch.float32
+    return LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=32), torch.bfloat16
+
+
+def build_model(tiny: bool, device: str):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    cfg, dtype = llama_config(tiny)
+    attn = "sdpa"
+    with torch.device(device):
+        model = LlamaForCausalLM(cfg).to(dtype)
+    model.set_attn_implementation(attn)
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    prepare_model_for_packing(model)
+    return model, cfg.vocab_size
+
+
+def examples(lengths: list[int], vocab: int, rng: random.Random) -> list[dict]:
+    out = []
+    for n in lengths:
+        ids = [rng.randrange(10, vocab) for _ in range(n)]
+        p = n // 2
+        out.append({"input_ids": ids, "labels": [-100] * p + ids[p:]})
+    return out
+
+
+def run(model, batches, device: str) -> float:
+    """Useful (non-pad) tokens per second over the batches, forward + backward."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    useful, start = 0, None
+    for i, batch in enumerate(batches):
+        if i == 1:  # first step is warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start, useful = time.perf_counter(), 0
+        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
+        loss = model(**inputs, use_cache=False).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        useful += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return useful / (time.perf_counter() - start)
+
+# ------------------------------------------------------------------------------------------------ generation
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def random_base(tiny: bool, device: str):
+    """A random Llama (tiny, or Llama-2-7B shape in bf16) built directly in its dtype on ``device``."""
+    from transformers import LlamaForCausalLM
+
+    cfg, dtype = llama_config(tiny)
+    cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id = 2, 0, 1
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(cfg)
+    finally:
+        torch.set_default_dtype(previous)
+    model.set_attn_implementation("sdpa")
+    return model.eval()
+
+
+def write_adapters(model, root: Path, n: int, r: int = 8, seed: int = 0) -> dict[str, str]:
+    """``n`` random LoRA adapters (r8, alpha 16, q/v) written as peft folders, without touching ``model``."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for a in range(n):
+        folder = root / f"adapter{a}"
+        folder.mkdir(parents=True, exist_ok=True)
+        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM").save_pretrained(folder)
+        state = {}
+        for name, mod in model.named_modules():
+            if name.endswith(("q_proj", "v_proj")) and isinstance(mod, torch.nn.Linear):
+                state[f"base_model.model.{name}.lora_A.weight"] = torch.randn(r, mod.in_features, generator=g) * 0.02
+                state[f"base_model.model.{name}.lora_B.weight"] = torch.randn(mod.out_features, r, generator=g) * 0.02
+        save_file({k: v.to(model.dtype).contiguous() for k, v in state.items()}, str(folder / "adapter_model.safetensors"))
+        out[f"adapter{a}"] = str(folder)
+    return out
+
+
+def random_prompts(batch: int, vocab: int, rng: random.Random, lo: int, hi: int):
+    """Left-padded random prompts of lengths in [lo, hi] (pad id 0)."""
+    lengths = [rng.randint(lo, hi) for _ in range(batch)]
+    width = max(lengths)
+    ids = torch.zeros(batch, width, dtype=torch.long)
+    mask = torch.zeros(batch, width, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, width - n:] = torch.tensor([rng.randrange(3, vocab) for _ in range(n)])
+        mask[i, width - n:] = 1
+    return ids, mask
+
+
+def timed(fn, device: str, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_generation(tiny: bool, device: str, batch: int, new_tokens: int, repeats: int) -> dict:
+    """New tokens/s: HF generate + peft (1 adapter), engine (1 adapter), engine (8 adapters mixed); same batch."""
+    import tempfile
+
+    from peft import PeftModel
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny import make_tiny_tokenizer
+
+    from vim.engine import MultiLoRAEngine
+
+    rng = random.Random(1)
+    base = random_base(tiny, device)
+    vocab = base.config.vocab_size
+    lo, hi = (16, 48) if tiny else (64, 256)
+    ids, mask = random_prompts(batch, vocab, rng, lo, hi)
+    ids, mask = ids.to(device), mask.to(device)
+    tokens = batch * new_tokens
+    res: dict = {"gen_batch": batch, "gen_new_tokens_per_row": new_tokens, "gen_prompt_len_range": [lo, hi],
+                 "gen_sampling": "temperature 1.0, top_p 0.9, EOS ignored (fixed-length rows)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        adapters = write_adapters(base, Path(tmp), 8)
+        names = list(adapters)
+        # HF generate + peft, one adapter active
+        peft_model = PeftModel.from_pretrained(base, adapters[names[0]], adapter_name=names[0]).eval()
+
+        def hf():
+            torch.manual_seed(0)
+            with torch.no_grad():
+                out = peft_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
+                                          min_new_tokens=new_tokens, do_sample=True, temperature=1.0, top_p=0.9,
+                                          top_k=0, pad_token_id=0)
+            assert out.shape[1] - ids.shape[1] == new_tokens
+
+        res["hf_generate_tok_s"] = round(tokens / timed(hf, device, repeats), 1)
+        base = peft_model.unload()  # the plain base model again (LoRA layers removed)
+        del peft_model
+        engine = MultiLoRAEngine(base, make_tiny_tokenizer(), adapters)
+
+        def eng(rows):
+            def go():
+                out, ends = engine.generate_ids(ids, mask, rows, max_new_tokens=new_tokens, temperature=1.0,
+                                                top_p=0.9, do_sample=True, seed=0, ignore_eos=True)
+                assert sum(ends) == tokens
+            return go
+
+        single = tokens / timed(eng([names[0]] * batch), device, repeats)
+        mixed = tokens / timed(eng([names[i % 8] for i in range(batch)]), device, repeats)
+        engine.close()
+    res.update({"engine_single_adapter_tok_s": round(single, 1), "engine_mixed_8_adapters_tok_s": round(mixed, 1),
+                "engine_vs_hf": round(single / res["hf_generate_tok_s"], 3), "mixed_vs_single": round(mixed / single, 3),
+                "target_engine_vs_hf": TARGET_ENGINE_VS_HF, "target_mixed_vs_single": TARGET_MIXED_VS_SINGLE})
+    res["meets_engine_target"] = res["engine_vs_hf"] >= TARGET_ENGINE_VS_HF
+    res["meets_mixed_target"] = res["mixed_vs_single"] >= TARGET_MIXED_VS_SINGLE
+    res["study_generation_hours_projected_hf"] = round(STUDY_GEN_TOKENS / res["hf_generate_tok_s"] / 3600, 2)
+    res["study_generation_hours_projected_engine_mixed"] = round(STUDY_GEN_TOKENS / mixed / 3600, 2)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--only", choices=["train", "gen", "all"], default="all")
+    ap.add_argument("--gen-batch", type=int, default=None, help="rows per generation batch (tiny 16, cuda 64)")
+    ap.add_argument("--gen-tokens", type=int, default=None, help="new tokens per row (tiny 32, cuda 128)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed generation repeats after a warm-up (best kept)")
+    args = ap.parse_args()
+    cpu_like = args.tiny or args.device == "cpu"
+    result = {"device": args.device, "tiny": args.tiny, "date": str(date.today()),
+              "label": "CPU/tiny: NOT representative of GPU" if cpu_like else "GPU",
+              "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(0)
+    if args.only in ("train", "all"):
+        result.update(bench_training(args))
+    if args.only in ("gen", "all"):
+        result.update(bench_generation(args.tiny, args.device, args.gen_batch or (16 if args.tiny else 64),
+                                       args.gen_tokens or (32 if args.tiny else 128), args.repeats or (2 if cpu_like else 3)))
+        print(f"engine vs HF generate: {result['engine_vs_hf']:.2f}x (target >= {TARGET_ENGINE_VS_HF}x); "
+              f"8 adapters mixed vs single: {result['mixed_vs_single']:.0%} (target >= {TARGET_MIXED_VS_SINGLE:.0%}); "
+              f"study generation ({STUDY_GEN_TOKENS / 1e6:.0f}M new tokens): "
+              f"{result['study_generation_hours_projected_engine_mixed']} h engine vs "
+              f"{result['study_generation_hours_projected_hf']} h HF" + ("  [CPU/tiny: says nothing about GPU]" if cpu_like else ""))
+    print(json.dumps(result, indent=2))
+    out = Path(__file__).parent / "results" / f"{args.device}{'-tiny' if args.tiny else ''}-{date.today()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def bench_training(args) -> dict:
+    """Useful tokens/s of padded vs packed LoRA training steps, and the study's projected training hours."""
+    rng = random.Random(0)
+    batch_size, max_len = (8, 128) if args.tiny else (8, 512)
+    steps = args.steps or (6 if args.tiny else 20)
+    model, vocab = build_model(args.tiny, args.device)
+    exs = examples(vim_like_lengths(batch_size * steps, max_len, rng), vocab, rng)
+    pad = PadCollator(0)
+    padded = [pad(exs[i:i + batch_size]) for i in range(0, len(exs), batch_size)]
+    budget = batch_size * max_len
+    packed = [PackedCollator(None)([exs[i] for i in b]) for b in pack_budget([len(e["input_ids"]) for e in exs], budget)]
+    base = run(model, padded, args.device)
+    ours = run(model, packed, args.device)
+    del model
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    gpu_hours = STUDY_ADAPTERS * TRAIN_TOKENS_PER_ADAPTER / ours / 3600
+    return {"train_padded_useful_tok_s": round(base, 1), "train_packed_tok_s": round(ours, 1),
+            "train_speedup": round(ours / base, 3),
+            "study_training_hours_projected_packed": round(gpu_hours, 2),
+            "study_training_hours_projected_padded": round(gpu_hours * ours / base, 2)}
+
+
+if __name__ == "__main__":
+    main()
