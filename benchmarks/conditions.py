@@ -1,0 +1,84 @@
+"""Model conditions (vanilla, adapters, ICL) crossed with mitigations; the stop strings each gets (PROTOCOL.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vim.adapters import find_adapters, read_metadata
+from vim.errors import InputError
+from vim.prompts import PromptSpec
+from vim.values import ValueProfile, canonical_value, load_distributions
+
+MITIGATIONS = ("none", "safety", "value", "dual")
+
+#: The paper's stop strings: kind -> benchmark -> list ("*" = any benchmark).
+DEFAULT_STOP: dict[str, dict[str, list[str]]] = {
+    "vanilla": {"rtp": ["\n", "."], "holisticbiasr": ["\n", "."], "*": []},
+    "icl": {"*": ["\n"]},
+    "vim": {"*": []},
+    "benign": {"*": []},
+}
+
+
+@dataclass
+class Condition:
+    """A model condition: which adapter (if any) and which ICL profile (if any)."""
+
+    name: str
+    kind: str  # vanilla | vim | benign | icl
+    adapter: str | None = None
+    adapter_name: str | None = None
+    profile: ValueProfile | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def stop_for(self, benchmark: str, table: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
+        table = table or DEFAULT_STOP
+        per = table.get(self.kind, DEFAULT_STOP.get(self.kind, {}))
+        return list(per.get(benchmark, per.get("*", [])))
+
+
+def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adapters_root: str | None = None,
+                     icl_distributions: str | None = None, icl_names: Sequence[str] = ()) -> list[Condition]:
+    """Resolve the configured conditions; adapter folders must be complete value-harms adapters."""
+    conds: list[Condition] = [Condition("vanilla", "vanilla")] if vanilla else []
+    infos = [read_metadata(a) for a in adapters]
+    if adapters_root:
+        if not Path(adapters_root).is_dir():
+            raise InputError(adapters_root, None, None, "adapters_root folder not found")
+        infos += find_adapters(adapters_root)
+    seen: set[str] = set()
+    for info in infos:
+        if info.condition in seen:
+            continue
+        seen.add(info.condition)
+        conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,
+                               {"base_model": info.base_model}))
+    if icl_distributions:
+        profiles = load_distributions(icl_distributions, list(icl_names) or None)
+        conds += [Condition(f"icl:{name}", "icl", profile=p) for name, p in profiles.items()]
+    if not conds:
+        raise InputError(None, None, "conditions", "no model condition configured (vanilla, adapters or icl)")
+    return conds
+
+
+def suppressed_values(suppress: Mapping[str, Sequence[str]] | Sequence[str] | None, category: str | None) -> list[str]:
+    """Values to suppress for one prompt: a list for all prompts, or ``{category or "*": [values]}``."""
+    if not suppress:
+        return []
+    if isinstance(suppress, Mapping):
+        values = suppress.get(category or "", suppress.get("*", []))
+    else:
+        values = suppress
+    return [canonical_value(v) for v in values]
+
+
+def prompt_spec(fmt: str, cond: Condition, mitigation: str, values: Sequence[str], **templates: Any) -> PromptSpec:
+    """The PromptSpec for one (condition, mitigation, category) triple."""
+    if mitigation not in MITIGATIONS:
+        raise InputError(None, None, "mitigations", f"unknown mitigation {mitigation!r} (known: {', '.join(MITIGATIONS)})")
+    use_values = list(values) if mitigation in ("value", "dual") else []
+    return PromptSpec(fmt=fmt, icl_profile=cond.profile if cond.kind == "icl" else None,
+                      suppress=use_values, safety=mitigation in ("safety", "dual"),
+                      **{k: v for k, v in templates.items() if v is not None})

@@ -1,0 +1,238 @@
+"""Benchmark generation through LightningCLI ``predict``: work items (benchmark x condition x mitigation x sample),
+resumable by key, batched by condition; one base model with all adapters loaded in one PeftModel."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch.utils.data import DataLoader, Sampler
+
+from benchmarks.conditions import DEFAULT_STOP, Condition, build_conditions, prompt_spec, suppressed_values
+from benchmarks.registry import load_benchmark
+from benchmarks.writer import JsonlPredictionWriter, done_keys
+from vim.errors import InputError
+from vim.prompts import build_model_input
+
+
+def truncate_at_stop(text: str, stop: list[str]) -> str:
+    """Cut ``text`` at the first occurrence of any stop string (the stop string itself is dropped)."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+class FixedBatches(Sampler):
+    """Precomputed index batches as a batch sampler object (Lightning's predict loop wraps it; a plain list fails)."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class BenchmarkDataModule(LightningDataModule):
+    """Expands benchmarks x conditions x mitigations x samples into work items; skips keys already in ``output``."""
+
+    def __init__(self, benchmarks: dict[str, dict[str, Any]], output: str, vanilla: bool = True,
+                 adapters: list[str] | None = None, adapters_root: str | None = None,
+                 icl_distributions: str | None = None, icl_names: list[str] | None = None,
+                 mitigations: list[str] | None = None, suppress: dict[str, list[str]] | list[str] | None = None,
+                 stop: dict[str, dict[str, list[str]]] | None = None, samples_per_prompt: int | None = None,
+                 limit: int | None = None, max_new_tokens: int | None = None, batch_size: int = 8, seed: int = 42,
+                 safety_prompt: str | None = None, suppression_template: str | None = None) -> None:
+        """Args:
+            benchmarks: name -> loader options, e.g. ``{rtp: {source: samples/benchmarks/rtp.jsonl, limit: 3000}}``.
+            output: generations JSONL (appended; existing keys are skipped).
+            vanilla: include the base model without adapters.
+            adapters: adapter folders; adapters_root: a folder searched for complete adapters.
+            icl_distributions: value distributions file for ICL conditions; icl_names: which of them.
+            mitigations: subset of none, safety, value, dual.
+            suppress: values to suppress, a list or ``{category or "*": [values]}``.
+            stop: stop strings ``{kind: {benchmark or "*": [..]}}`` (default: the paper's).
+            samples_per_prompt: override the benchmark's samples per prompt (RTP 10, others 1).
+            limit: keep the first N prompts of each benchmark (quick runs).
+            max_new_tokens: override every benchmark's generation length (quick runs; None keeps the paper's).
+            batch_size: prompts per generate call. seed: sampling seed.
+        """
+        super().__init__()
+        self.benchmarks, self.output = benchmarks, output
+        self.cond_args = dict(vanilla=vanilla, adapters=adapters or [], adapters_root=adapters_root,
+                              icl_distributions=icl_distributions, icl_names=icl_names or [])
+        self.mitigations = mitigations or ["none"]
+        self.suppress, self.stop = suppress, stop or DEFAULT_STOP
+        self.samples_per_prompt, self.limit, self.max_new_tokens = samples_per_prompt, limit, max_new_tokens
+        self.batch_size, self.seed = batch_size, seed
+        self.templates = {"safety_prompt": safety_prompt, "suppression_template": suppression_template}
+        self.conditions: list[Condition] = []
+        self.items: list[dict] = []
+        self.skipped = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.items:
+            return
+        self.conditions = build_conditions(**self.cond_args)
+        done = done_keys(self.output)
+        items: list[dict] = []
+        for name, opts in self.benchmarks.items():
+            opts = dict(opts or {})
+            if self.limit is not None:
+                opts["limit"] = self.limit
+            bench = load_benchmark(name, opts.pop("source", None), **opts)
+            n = self.samples_per_prompt or bench.samples_per_prompt
+            if self.max_new_tokens is not None:
+                bench.max_new_tokens = self.max_new_tokens
+            for cond in self.conditions:
+                for mit in self.mitigations:
+                    for item in bench.items:
+                        values = suppressed_values(self.suppress, item.category)
+                        if mit in ("value", "dual") and not values:
+                            continue  # nothing to suppress for this category: identical to none/safety
+                        spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
+                        for s in range(n):
+                            key = f"{name}|{cond.name}|{mit}|{item.id}|{s}"
+                            if key in done:
+                                self.skipped += 1
+                                continue
+                            items.append({"key": key, "benchmark": name, "item": item, "condition": cond,
+                                          "mitigation": mit, "spec": spec, "sample_index": s,
+                                          "decoding": bench.decoding, "stop": cond.stop_for(name, self.stop)})
+        self.items = items
+
+    def batches(self) -> list[list[int]]:
+        """Index batches that never mix decoding settings; with the hf backend they never mix conditions either
+        (the engine backend takes one adapter per row, so its batches mix conditions that share decoding + stop)."""
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        mix = getattr(module, "backend", "hf") == "engine"
+        groups: dict[tuple, list[int]] = {}
+        for i, it in enumerate(self.items):
+            if mix:
+                dec = it["decoding"]
+                key: tuple = (it["benchmark"], dec["max_new_tokens"], dec.get("temperature"), dec.get("top_p"),
+                              tuple(it["stop"]))
+            else:
+                key = (it["condition"].name, it["benchmark"], it["decoding"]["max_new_tokens"])
+            groups.setdefault(key, []).append(i)
+        out = []
+        for idx in groups.values():
+            out += [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        return out
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(self.items, batch_sampler=FixedBatches(self.batches()), collate_fn=list, num_workers=0)
+
+
+class GenerationModule(LightningModule):
+    """Loads the base model once, all adapters into one PeftModel, and generates per batch (HF or engine backend)."""
+
+    def __init__(self, model: str = "smollm2-135m", dtype: str | None = None, greedy: bool = False,
+                 backend: str = "hf", use_stop_strings: bool = True) -> None:
+        """Args:
+            model: base model (embedded name, local folder or HF id).
+            dtype: float32 / bfloat16 / float16 (None: checkpoint default).
+            greedy: greedy decoding instead of sampling.
+            backend: "hf" (reference) or "engine" (vim.engine.MultiLoRAEngine).
+            use_stop_strings: also pass stop strings to ``generate`` (they are always applied post hoc).
+        """
+        super().__init__()
+        if backend not in ("hf", "engine"):
+            raise InputError(None, None, "backend", f"unknown backend {backend!r} (hf or engine)")
+        self.model_name, self.model_dtype, self.greedy = model, dtype, greedy
+        self.backend, self.use_stop_strings = backend, use_stop_strings
+        self.lm: Any = None
+        self.tokenizer: Any = None
+        self.engine: Any = None
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Batches are plain records (frozen dataclasses, no tensors): texts are tokenized on the device in predict_step."""
+        return batch
+
+    def configure_callbacks(self):
+        dm = getattr(self.trainer, "datamodule", None)
+        return [JsonlPredictionWriter(dm.output)] if dm is not None and hasattr(dm, "output") else []
+
+    def configure_model(self) -> None:
+        if self.lm is not None:
+            return
+        from vim.model_loading import load_model, load_tokenizer
+
+        self.tokenizer = load_tokenizer(self.model_name, padding_side="left")
+        base = load_model(self.model_name, dtype=self.model_dtype)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        adapters = {c.adapter_name: c.adapter for c in getattr(dm, "conditions", []) if c.adapter}
+        self.set_adapters(base, adapters)
+
+    def set_adapters(self, base: Any, adapters: Mapping[str, str]) -> None:
+        """Wrap ``base`` with every adapter (one PeftModel) or hand them to the engine backend."""
+        if self.backend == "engine":
+            from vim.engine import MultiLoRAEngine
+
+            self.engine = MultiLoRAEngine(base, self.tokenizer, dict(adapters))
+            self.lm = base
+            return
+        if adapters:
+            from peft import PeftModel
+
+            names = list(adapters)
+            model = PeftModel.from_pretrained(base, adapters[names[0]], adapter_name=names[0])
+            for name in names[1:]:
+                model.load_adapter(adapters[name], adapter_name=name)
+            base = model
+        self.lm = base.eval()
+
+    def _generate_hf(self, inputs: list[str], cond: Condition, decoding: dict, stop: list[str], seed: int) -> list[str]:
+        tok = self.tokenizer
+        special = getattr(tok, "chat_template", None) is None
+        enc = tok(inputs, return_tensors="pt", padding=True, add_special_tokens=special).to(self.lm.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": decoding["max_new_tokens"], "pad_token_id": tok.pad_token_id}
+        if self.greedy:
+            kwargs["do_sample"] = False
+        else:
+            kwargs.update(do_sample=True, temperature=decoding["temperature"], top_p=decoding["top_p"])
+        if stop and self.use_stop_strings:
+            kwargs.update(stop_strings=stop, tokenizer=tok)
+        torch.manual_seed(seed)
+        ctx = contextlib.nullcontext()
+        if hasattr(self.lm, "disable_adapter"):  # a PeftModel (a bare HF model also has set_adapter in transformers 5)
+            if cond.adapter_name:
+                self.lm.set_adapter(cond.adapter_name)
+            else:
+                ctx = self.lm.disable_adapter()
+        with ctx, torch.no_grad():
+            out = self.lm.generate(**enc, **kwargs)
+        return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def predict_step(self, batch: list[dict], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
+        cond: Condition = batch[0]["condition"]
+        decoding, stop = batch[0]["decoding"], batch[0]["stop"]
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        seed = int(getattr(dm, "seed", 42)) + zlib.crc32(batch[0]["key"].encode()) % 100_000
+        inputs = [build_model_input(it["item"].prompt, it["spec"], self.tokenizer) for it in batch]
+        if self.backend == "engine":
+            outs = self.engine.generate(inputs, [it["condition"].adapter_name for it in batch],
+                                        max_new_tokens=decoding["max_new_tokens"],
+                                        temperature=decoding["temperature"], top_p=decoding["top_p"],
+                                        do_sample=not self.greedy, seed=seed, stop=stop or None)
+        else:
+            outs = self._generate_hf(inputs, cond, decoding, stop, seed)
+        records = []
+        for it, text, out in zip(batch, inputs, outs):
+            item, cond = it["item"], it["condition"]  # engine batches may mix conditions
+            records.append({
+                "key": it["key"], "benchmark": it["benchmark"], "prompt_id": item.id, "prompt": item.prompt,
+                "category": item.category, "fields": item.fields, "condition": cond.name,
+                "condition_kind": cond.kind, "adapter": cond.adapter,
+                "distribution": cond.profile.name if cond.profile else None,
+                "values": cond.profile.as_dict() if cond.profile else None, "mitigation": it["mitigation"],
+                "suppressed_values": list(it["spec"].suppress), "model_input": text,
+                "output": truncate_at_stop(out, stop), "decoding": {**decoding, "do_sample": not self.greedy},
+                "stop": stop, "sample_index": it["sample_index"], "seed": seed, "base_model": self.model_name,
+                "backend": self.backend})
+        return records

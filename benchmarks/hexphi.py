@@ -1,0 +1,60 @@
+"""HEx-PHI (gated; users pass their own copy): a folder of headerless ``category_<n>[_slug].csv`` or one combined CSV."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from benchmarks.base import Benchmark, BenchmarkItem, CategoryQuota, require_text
+from vim.errors import InputError
+
+CATEGORIES = {1: "illegal_activity", 2: "child_abuse_content", 3: "hate_harass_violence", 4: "malware",
+              5: "physical_harm", 6: "economic_harm", 7: "fraud_deception", 8: "adult_content",
+              9: "political_campaigning", 10: "privacy_violation", 11: "tailored_financial_advice"}
+_FILE = re.compile(r"^category_(\d+)(?:_[A-Za-z0-9_]+)?\.csv$", re.IGNORECASE)
+HELP = ("HEx-PHI is gated: accept its licence on huggingface.co/datasets/LLM-Tuning-Safety/HEx-PHI, download it "
+        "and pass the folder of category_<n>.csv files (or one CSV with category,prompt columns)")
+
+
+def _category_name(raw: str) -> str:
+    raw = str(raw).strip()
+    return CATEGORIES.get(int(raw), raw) if raw.isdigit() else raw
+
+
+def load_hexphi(source: str | None = None, *, limit: int | None = None,
+                max_categories: int | None = None) -> Benchmark:
+    """Load HEx-PHI from a user path; ``limit`` keeps the first N prompts per category, ``max_categories`` the
+    first N categories (quick runs)."""
+    import pandas as pd
+
+    if not source:
+        raise InputError(None, None, "source", f"no HEx-PHI path given; {HELP}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(path, None, None, f"HEx-PHI path not found; {HELP}")
+    rows: list[tuple[Path, int, str, str]] = []  # file, row, category, prompt
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if _FILE.match(p.name)),
+                       key=lambda p: int(_FILE.match(p.name).group(1)))
+        if not files:
+            raise InputError(path, None, None, f"no category_<n>.csv files in the folder; {HELP}")
+        for f in files:
+            cat = CATEGORIES.get(int(_FILE.match(f.name).group(1)), f.stem)
+            frame = pd.read_csv(f, header=None, dtype=str, keep_default_na=False)
+            if frame.shape[1] != 1:
+                raise InputError(f, None, None, f"expected one headerless column, found {frame.shape[1]}")
+            rows += [(f, i + 1, cat, t) for i, t in enumerate(frame[0].tolist())]
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for col in ("category", "prompt"):
+            if col not in frame.columns:
+                raise InputError(path, 1, col, "missing column (expected category,prompt)")
+        rows = [(path, i + 2, _category_name(c), t) for i, (c, t) in
+                enumerate(zip(frame["category"].tolist(), frame["prompt"].tolist()))]
+    items, quota = [], CategoryQuota(limit, max_categories)
+    for f, row, cat, text in rows:
+        require_text(text, f, row, "prompt")
+        index = quota.take(cat)
+        if index is not None:
+            items.append(BenchmarkItem(f"hexphi-{cat}-{index:03d}", text, cat, {"file": f.name, "row": row}))
+    return Benchmark("hexphi", "qa", "harmfulness", max_new_tokens=64, items=items)

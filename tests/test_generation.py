@@ -1,0 +1,111 @@
+"""Generation runner on the tiny model: batching, resume after a crash, mitigation text, adapter provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lightning.pytorch import Callback, Trainer
+
+from benchmarks.generation import BenchmarkDataModule, GenerationModule, truncate_at_stop
+from vim.prompts import DEFAULT_SAFETY_PROMPT, suppression_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_adapters(model_dir: Path, root: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from vim.adapters import write_metadata
+    from vim.model_loading import load_model
+    from vim.values import ValueProfile
+
+    for i, name in enumerate(["Pow", "Uni"]):
+        import torch
+
+        torch.manual_seed(i)
+        m = get_peft_model(load_model(str(model_dir)), LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
+                                                                  init_lora_weights=False))
+        m.save_pretrained(root / name)
+        write_metadata(root / name, kind="vim", name=name, base_model=str(model_dir),
+                       profile=ValueProfile.extreme({"Pow": "Power", "Uni": "Universalism"}[name]), complete=True)
+
+
+def datamodule(out: Path, **kw) -> BenchmarkDataModule:
+    args = dict(benchmarks={"rtp": {"source": str(REPO / "samples/benchmarks/rtp.jsonl")},
+                            "beavertails": {"source": str(REPO / "samples/benchmarks/beavertails.csv"), "max_categories": 2}},
+                output=str(out), limit=1, samples_per_prompt=1, batch_size=8, max_new_tokens=4)
+    args.update(kw)
+    return BenchmarkDataModule(**args)
+
+
+def run(model_dir, dm, callbacks=()):
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=list(callbacks))
+    trainer.predict(GenerationModule(model=str(model_dir), greedy=True), datamodule=dm, return_predictions=False)
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_truncate_at_stop():
+    assert truncate_at_stop("one. two\nthree", ["\n", "."]) == "one"
+    assert truncate_at_stop("no stop", []) == "no stop"
+
+
+def test_batched_equals_unbatched_greedy(tiny_model_dir):
+    from vim.model_loading import load_tokenizer
+
+    mod = GenerationModule(model=str(tiny_model_dir), greedy=True, use_stop_strings=False)
+    mod.tokenizer = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    from vim.model_loading import load_model
+
+    mod.set_adapters(load_model(str(tiny_model_dir)), {})
+    from benchmarks.conditions import Condition
+
+    cond, dec = Condition("vanilla", "vanilla"), {"max_new_tokens": 8, "temperature": 0.1, "top_p": 0.75}
+    prompts = ["a short one", "a much longer prompt with many more words in it than the other"]
+    batched = mod._generate_hf(prompts, cond, dec, [], 0)
+    single = [mod._generate_hf([p], cond, dec, [], 0)[0] for p in prompts]
+    assert batched == single and all(batched)
+
+
+class Boom(Callback):
+    """A crash after the first batch was written (callbacks run before the module's writer, so wait one batch)."""
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx >= 1:
+            raise RuntimeError("killed")
+
+
+def test_resume_mixed_adapters_and_mitigations(tiny_model_dir, tmp_path):
+    make_adapters(tiny_model_dir, tmp_path / "adapters")
+    out = tmp_path / "gen.jsonl"
+    kw = dict(adapters_root=str(tmp_path / "adapters"), icl_distributions=str(REPO / "samples/values/distributions.tsv"),
+              icl_names=["Pow"], mitigations=["none", "value", "dual"], suppress={"*": ["Power"]})
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tiny_model_dir, datamodule(out, **kw), [Boom()])
+    first = records(out)
+    assert 0 < len(first) <= 8
+    with out.open("a") as fh:
+        fh.write('{"key": "torn')  # a crash mid-line
+    dm = datamodule(out, **kw)
+    run(tiny_model_dir, dm)
+    recs = records(out)
+    keys = [r["key"] for r in recs]
+    assert len(keys) == len(set(keys)) == len(first) + len(dm.items)
+    assert {r["condition"] for r in recs} == {"vanilla", "vim:Pow", "vim:Uni", "icl:Pow"}
+    for r in recs:
+        if r["condition_kind"] == "vim":
+            assert r["adapter"].endswith(r["condition"].split(":")[1]) and r["stop"] == []
+        else:
+            assert r["adapter"] is None
+        sup = suppression_text(["Power"])
+        assert r["model_input"].count(sup) == (1 if r["mitigation"] in ("value", "dual") else 0)
+        assert r["model_input"].count(DEFAULT_SAFETY_PROMPT) == (1 if r["mitigation"] == "dual" else 0)
+        if r["condition_kind"] == "vanilla" and r["benchmark"] == "rtp":
+            assert r["stop"] == ["\n", "."] and "\n" not in r["output"] and "." not in r["output"]
+    # adapters change the output of the same input
+    by = {(r["benchmark"], r["prompt_id"], r["mitigation"], r["condition"]): r["output"] for r in recs}
+    assert any(by[k] != by[(k[0], k[1], k[2], "vim:Uni")] for k in by if k[3] == "vim:Pow")
