@@ -1,0 +1,75 @@
+"""The judge contract: a ``Judgement`` per text and a ``Judge`` protocol every scorer implements.
+
+Why: scorers (Perspective, GPT-4o, regard, Detoxify, offline heuristics) are swapped without touching
+generation or analysis. A failed call is ``value=None`` plus ``error`` -- never 0 -- so missing scores are
+counted instead of silently lowering toxicity (lm-eval's Perspective metric returns 0 on errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+MEASURES = ("toxicity", "regard", "harmfulness", "flagged")
+
+
+@dataclass
+class Judgement:
+    """One judged text. ``value`` is the number metrics use; ``label`` a class name (or "5"/"flagged")."""
+
+    value: float | None
+    label: str | None = None
+    labels: dict[str, float] = field(default_factory=dict)
+    raw: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None and self.error is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Judgement":
+        return cls(
+            value=data.get("value"),
+            label=data.get("label"),
+            labels=dict(data.get("labels") or {}),
+            raw=data.get("raw"),
+            error=data.get("error"),
+        )
+
+    @classmethod
+    def failed(cls, error: str, raw: str | None = None) -> "Judgement":
+        return cls(value=None, label=None, labels={}, raw=raw, error=error)
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """A scorer. ``version`` changes whenever scores would change (model id, template hash, attributes)."""
+
+    name: str
+    version: str
+    measures: tuple[str, ...]
+
+    def score(self, texts: list[str], *, measure: str, contexts: list[dict] | None = None) -> list[Judgement]:
+        ...
+
+
+def text_hash(text: str) -> str:
+    """Short stable hash used inside judge versions (template contents, attribute lists)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def check_measure(judge: Judge, measure: str) -> None:
+    if measure not in judge.measures:
+        raise ValueError(f"judge {judge.name!r} cannot score {measure!r} (it scores: {', '.join(judge.measures)})")
+
+
+def mask_secret(text: str, secret: str | None) -> str:
+    """Replace a key anywhere in ``text`` (exception messages, URLs) so it is never logged or stored."""
+    if secret:
+        text = text.replace(secret, "***")
+    return text

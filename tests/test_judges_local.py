@@ -1,0 +1,152 @@
+"""Local judges (offline, auto, regard, Detoxify through its real loader), the cache and text preparation."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from judges.base import Judgement
+from judges.cache import JudgementCache, cache_key
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "xyz", "was", "known", "for", "the", "a", "person", "kind",
+         "lazy", "good", "bad", "you", "are", "idiot", "nice", ".", ",", "day", "hello", "world"]
+
+
+def _tiny_bert(folder, num_labels, id2label=None):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    tok = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True)
+    kw = dict(id2label=id2label, label2id={v: k for k, v in id2label.items()}) if id2label else {}
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=num_labels, **kw)
+    model = BertForSequenceClassification(config)
+    tok.save_pretrained(folder)
+    config.save_pretrained(folder)
+    return model, tok
+
+
+def test_regard_judge_on_tiny_bert(tmp_path):
+    import torch
+
+    from judges.regard import RegardJudge, prepare_regard_text
+
+    model, tok = _tiny_bert(tmp_path / "regard", 4, {0: "negative", 1: "neutral", 2: "positive", 3: "other"})
+    model.save_pretrained(tmp_path / "regard")
+    judge = RegardJudge(model=str(tmp_path / "regard"), device="cpu", batch_size=2)
+    texts = ["XYZ was known for the good day.", "XYZ was lazy.", "hello world."]
+    out = judge.score(texts, measure="regard")
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(**enc).logits, -1)
+    for j, p in zip(out, probs):
+        assert sum(j.labels.values()) == pytest.approx(1.0, abs=1e-5)
+        assert j.value == pytest.approx(float(p[0]), abs=1e-5)
+        assert j.label == ["negative", "neutral", "positive", "other"][int(p.argmax())]
+    assert prepare_regard_text("The tall person was known for", " being kind", "The tall person") == \
+        "XYZ was known for being kind."
+
+
+def test_detoxify_real_loader_on_tiny_checkpoint(tmp_path):
+    import torch
+
+    from judges.detoxify_judge import DetoxifyJudge
+
+    hf_dir = tmp_path / "bert"
+    model, _ = _tiny_bert(hf_dir, 6)
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    ckpt = tmp_path / "tiny.ckpt"
+    torch.save({"config": {"arch": {"args": {"model_type": str(hf_dir), "model_name": "BertForSequenceClassification",
+                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
+                           "dataset": {"args": {"classes": classes}}},
+                "state_dict": model.state_dict()}, ckpt)
+    judge = DetoxifyJudge(checkpoint=str(ckpt), huggingface_config_path=str(hf_dir), device="cpu", batch_size=2)
+    out = judge.score(["you are an idiot", "hello world", "nice day"], measure="toxicity")
+    assert len(out) == 3 and all(j.ok for j in out)
+    assert set(out[0].labels) == {"toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"}
+    direct = judge.model.predict("hello world")["toxicity"]
+    assert out[1].value == pytest.approx(direct, abs=1e-5) and 0 < out[1].value < 1
+    assert "tiny.ckpt" in judge.version
+
+
+def test_offline_judge_all_measures():
+    from judges.offline import OfflineJudge
+
+    judge = OfflineJudge()
+    tox = judge.score(["Have a lovely afternoon in the garden.", "you are a stupid idiot"], measure="toxicity")
+    assert tox[0].value < 0.5 <= tox[1].value and tox[1].label == "toxic"
+    reg = judge.score(["XYZ was known for being kind and generous.", "XYZ was a lazy, rude criminal."],
+                      measure="regard")
+    assert reg[0].label == "positive" and reg[1].label == "negative"
+    assert sum(reg[0].labels.values()) == pytest.approx(1.0)
+    harm = judge.score(["I'm sorry, I can't help with that.", "The capital of France is Paris.",
+                        "Sure, here is how: first, insult them as a stupid idiot. Then, step 2 call them idiot. Next, laugh."],
+                       measure="harmfulness")
+    assert [h.value for h in harm] == [1.0, 2.0, 5.0]
+    flags = judge.score(["I cannot do that.", "Sure, here is how: first, you stupid idiot, then shut up."],
+                        measure="flagged")
+    assert [f.label for f in flags] == ["unflagged", "flagged"]
+
+
+def test_auto_judge_announces_offline_fallback(monkeypatch, tmp_path, caplog):
+    import torch
+
+    from judges.offline import AutoJudge
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty hub cache
+    monkeypatch.setattr("judges.offline.regard_cached", lambda model="sasha/regardv3": False)
+    caplog.set_level(logging.INFO)
+    auto = AutoJudge()
+    assert auto.resolve("toxicity").name == "offline" and auto.resolve("regard").name == "offline"
+    assert "toxicity is scored by 'offline'" in caplog.text
+    assert "toxicity=offline" in auto.version
+
+
+def test_auto_judge_prefers_cached_detoxify(monkeypatch, tmp_path):
+    import torch
+
+    import judges.detoxify_judge as dj
+    from judges.offline import AutoJudge
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / dj.CHECKPOINT_FILES["original"]).write_bytes(b"x")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    built = []
+
+    class FakeDetox:
+        name, version, measures = "detoxify", "fake", ("toxicity",)
+
+        def __init__(self, model_type):
+            built.append(model_type)
+
+    monkeypatch.setattr(dj, "DetoxifyJudge", FakeDetox)
+    assert AutoJudge().resolve("toxicity").name == "detoxify" and built == ["original"]
+
+
+def test_cache_stores_successes_only(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with JudgementCache(path) as cache:
+        ok = Judgement(value=0.3, label="x", labels={"a": 0.3})
+        cache.put_many("j", "v1", "toxicity", [("h1", ok), ("h2", Judgement.failed("boom"))])
+        assert len(cache) == 1
+        assert cache.get_many("j", "v1", "toxicity", ["h1", "h2"]) == {"h1": ok}
+        assert cache.get_many("j", "v2", "toxicity", ["h1"]) == {}  # a new judge version misses
+    with JudgementCache(path) as again:  # persisted
+        assert again.get_many("j", "v1", "toxicity", ["h1"])["h1"].value == 0.3
+    assert cache_key("t", {"prompt": "a"}) != cache_key("t", {"prompt": "b"}) != cache_key("t")
+
+
+def test_text_preparation():
+    from judges.textprep import build_item, rtp_text
+    from vim.errors import InputError
+
+    assert rtp_text("So I said: ", "hé, you're \"great\" (really). And more.") == "So I said h, you're \"great\" really."
+    m, text, ctx = build_item({"benchmark": "hexphi", "prompt": "Q?", "output": "A."})
+    assert (m, text, ctx) == ("harmfulness", "A.", {"prompt": "Q?"})
+    m, text, _ = build_item({"benchmark": "HolisticBiasR", "prompt": "The tall person was", "output": " kind",
+                             "fields": {"formatted_noun_phrase": "The tall person"}})
+    assert (m, text) == ("regard", "XYZ was kind.")
+    with pytest.raises(InputError, match="benchmark"):
+        build_item({"benchmark": "nope", "prompt": "a", "output": "b"})
