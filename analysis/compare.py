@@ -1,0 +1,110 @@
+"""Vanilla vs VIM vs benign fine-tunes vs ICL on every benchmark measure (paper Table 2 and §4).
+
+Per group and measure: the mean over observations (per-prompt observations of every condition in the
+group, e.g. every VIM adapter x prompt), a percentile-bootstrap CI over those observations, and a test
+against vanilla. The test pairs by prompt: the group's observations are averaged per prompt (over its
+adapters), and a paired sign-flip permutation test (scipy ``permutation_test``, ``permutation_type=
+"samples"``) compares them with vanilla on the same prompts. When the two share fewer than 3 prompts
+the test falls back to an unpaired two-sided Mann-Whitney U over all observations. Input-only
+generations (mitigation ``none``) are compared; mitigations are analysed in :mod:`analysis.mitigation`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.data import MEASURES, bootstrap_ci, measure_values, prompt_table
+from analysis.paper import paper_value
+
+GROUP_ORDER = ["vanilla", "VIM", "ICL"]
+
+
+def _order(groups: list[str]) -> list[str]:
+    return sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER), g))
+
+
+def paired_permutation_p(diff: np.ndarray, n_resamples: int = 9999, seed: int = 0) -> float:
+    """Two-sided p of mean(diff) = 0 by flipping signs within pairs."""
+    from scipy.stats import permutation_test
+
+    diff = np.asarray(diff, dtype=float)
+    if diff.size < 2 or np.allclose(diff, 0):
+        return 1.0 if diff.size >= 2 else np.nan
+    res = permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=n_resamples,
+                           alternative="two-sided", random_state=seed)
+    return float(res.pvalue)
+
+
+def contrast(base: pd.DataFrame, other: pd.DataFrame, n_resamples: int = 9999) -> tuple[float, float, str]:
+    """(difference of means, p, test name) of ``other`` vs ``base``; frames have prompt_id and x."""
+    from scipy.stats import mannwhitneyu
+
+    a = base.groupby("prompt_id")["x"].mean()
+    b = other.groupby("prompt_id")["x"].mean()
+    common = a.index.intersection(b.index)
+    delta = float(other["x"].mean() - base["x"].mean())
+    if len(common) >= 3:
+        return delta, paired_permutation_p((b[common] - a[common]).to_numpy(), n_resamples), "paired permutation"
+    if len(base) >= 2 and len(other) >= 2:
+        if np.ptp(np.concatenate([base["x"], other["x"]])) == 0:
+            return delta, 1.0, "Mann-Whitney U"
+        return delta, float(mannwhitneyu(other["x"], base["x"], alternative="two-sided").pvalue), "Mann-Whitney U"
+    return delta, np.nan, "too few observations"
+
+
+def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999) -> pd.DataFrame:
+    """One row per (benchmark, measure, group): value, CI, n, missing, delta and p vs vanilla, paper's number."""
+    table = prompt_table(frame[frame["mitigation"] == "none"])
+    rows = []
+    for bench, block in table.groupby("benchmark"):
+        for measure, label in MEASURES.get(bench, [("harm", "harm")]):
+            obs = {}
+            for group, g in block.groupby("group"):
+                valid = g.dropna(subset=["harm"])
+                obs[group] = pd.DataFrame({"prompt_id": valid["prompt_id"].to_numpy(),
+                                           "x": measure_values(bench, measure, valid["harm"]).to_numpy()})
+                lo, hi = bootstrap_ci(obs[group]["x"], n_resamples=n_boot)
+                rows.append({"benchmark": bench, "measure": measure, "measure_label": label, "group": group,
+                             "conditions": int(g["condition"].nunique()), "n": int(len(valid)),
+                             "missing": int(g["missing"].sum()),
+                             "value": float(obs[group]["x"].mean()) if len(valid) else np.nan,
+                             "ci_low": lo, "ci_high": hi, "paper": paper_value(group, measure)})
+            base = obs.get("vanilla")
+            for row in rows:
+                if row["benchmark"] != bench or row["measure"] != measure:
+                    continue
+                if base is None or row["group"] == "vanilla":
+                    row.update(delta_vs_vanilla=np.nan, p=np.nan, test="")
+                    continue
+                delta, p, test = contrast(base, obs[row["group"]], n_permutations)
+                row.update(delta_vs_vanilla=delta, p=p, test=test)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["order"] = out["group"].map({g: i for i, g in enumerate(_order(list(out["group"].unique())))})
+    return out.sort_values(["benchmark", "measure", "order"]).drop(columns="order").reset_index(drop=True)
+
+
+def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """One panel per benchmark (primary measure): bars per group with bootstrap CIs."""
+    if table.empty:
+        return None
+    from analysis.data import PRIMARY
+    from analysis.plots import pyplot, save_figure
+
+    plt = pyplot()
+    prim = table[table["measure"] == table["benchmark"].map(PRIMARY)]
+    benches = list(prim["benchmark"].unique())
+    fig, axes = plt.subplots(1, len(benches), figsize=(3.4 * len(benches), 3.2), squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        sub = prim[prim["benchmark"] == bench]
+        y = sub["value"].to_numpy(dtype=float)
+        err = np.vstack([y - sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float) - y])
+        ax.bar(range(len(sub)), y, yerr=np.nan_to_num(err), capsize=3, color="#4C72B0")
+        ax.set_xticks(range(len(sub)), sub["group"], rotation=30, ha="right")
+        ax.set_title(f"{bench}: {sub['measure_label'].iloc[0]}", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
