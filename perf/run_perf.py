@@ -5,10 +5,11 @@
   adapter), and the engine on a batch mixing 8 adapters vs one adapter (new tokens/s, EOS ignored so every row
   generates ``--gen-tokens`` tokens).
 
-Usage: python perf/run_perf.py --device cpu --tiny      (tiny Llama, about a minute on CPU)
+Usage: python perf/run_perf.py --device cpu --tiny      (tiny Llama, seconds on CPU: per-op overhead only)
+       python perf/run_perf.py --device cpu --shape smollm2-135m   (the embedded model's shape, minutes on CPU)
        python perf/run_perf.py --device cuda            (Llama-2-7B-shaped random bf16 model, LoRA r8 on q,v)
        --only train|gen                                  (one half only)
-Writes perf/results/<device>[-tiny]-<date>.json. CPU/tiny numbers say nothing about GPU speed.
+Writes perf/results/<device>-<shape>-<date>.json. CPU numbers say nothing about GPU speed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vim.collate import PadCollator  # noqa: E402
+from vim.io import atomic_write_text  # noqa: E402
 from vim.packing import PackedCollator, pack_budget, prepare_model_for_packing  # noqa: E402
 
 STUDY_ADAPTERS, TRAIN_TOKENS_PER_ADAPTER = 154, 10e6
@@ -37,21 +39,29 @@ def vim_like_lengths(n: int, max_len: int, rng: random.Random) -> list[int]:
     return [max(8, min(max_len, int(rng.lognormvariate(4.3, 0.5)))) for _ in range(n)]
 
 
-def llama_config(tiny: bool):
+SHAPES = ("tiny", "smollm2-135m", "llama2-7b")
+
+
+def llama_config(shape: str, device: str = "cpu"):
+    """Random-weight Llama config and dtype for ``shape`` (fp32 on CPU, bf16 on CUDA for the real shapes)."""
     from transformers import LlamaConfig
 
-    if tiny:
+    if shape == "tiny":
         return LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2), torch.float32
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if shape == "smollm2-135m":  # HuggingFaceTB/SmolLM2-135M-Instruct's architecture
+        return LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                           num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True), dtype
     return LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32), torch.bfloat16
+                       num_attention_heads=32, num_key_value_heads=32), dtype
 
 
-def build_model(tiny: bool, device: str):
+def build_model(shape: str, device: str):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
 
-    cfg, dtype = llama_config(tiny)
+    cfg, dtype = llama_config(shape, device)
     attn = "sdpa"
     with torch.device(device):
         model = LlamaForCausalLM(cfg).to(dtype)
@@ -95,11 +105,11 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def random_base(tiny: bool, device: str):
-    """A random Llama (tiny, or Llama-2-7B shape in bf16) built directly in its dtype on ``device``."""
+def random_base(shape: str, device: str):
+    """A random Llama of ``shape`` built directly in its dtype on ``device``."""
     from transformers import LlamaForCausalLM
 
-    cfg, dtype = llama_config(tiny)
+    cfg, dtype = llama_config(shape, device)
     cfg.eos_token_id, cfg.pad_token_id, cfg.bos_token_id = 2, 0, 1
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -158,7 +168,7 @@ def timed(fn, device: str, repeats: int) -> float:
     return best
 
 
-def bench_generation(tiny: bool, device: str, batch: int, new_tokens: int, repeats: int) -> dict:
+def bench_generation(shape: str, device: str, batch: int, new_tokens: int, repeats: int) -> dict:
     """New tokens/s: HF generate + peft (1 adapter), engine (1 adapter), engine (8 adapters mixed); same batch."""
     import tempfile
 
@@ -170,9 +180,9 @@ def bench_generation(tiny: bool, device: str, batch: int, new_tokens: int, repea
     from vim.engine import MultiLoRAEngine
 
     rng = random.Random(1)
-    base = random_base(tiny, device)
+    base = random_base(shape, device)
     vocab = base.config.vocab_size
-    lo, hi = (16, 48) if tiny else (64, 256)
+    lo, hi = (16, 48) if device == "cpu" or shape == "tiny" else (64, 256)
     ids, mask = random_prompts(batch, vocab, rng, lo, hi)
     ids, mask = ids.to(device), mask.to(device)
     tokens = batch * new_tokens
@@ -217,45 +227,53 @@ def bench_generation(tiny: bool, device: str, batch: int, new_tokens: int, repea
     return res
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--shape", choices=SHAPES, default=None, help="model shape (default: llama2-7b on cuda, smollm2-135m on cpu)")
+    ap.add_argument("--tiny", action="store_true", help="same as --shape tiny")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--only", choices=["train", "gen", "all"], default="all")
     ap.add_argument("--gen-batch", type=int, default=None, help="rows per generation batch (tiny 16, cuda 64)")
     ap.add_argument("--gen-tokens", type=int, default=None, help="new tokens per row (tiny 32, cuda 128)")
     ap.add_argument("--repeats", type=int, default=None, help="timed generation repeats after a warm-up (best kept)")
-    args = ap.parse_args()
-    cpu_like = args.tiny or args.device == "cpu"
-    result = {"device": args.device, "tiny": args.tiny, "date": str(date.today()),
-              "label": "CPU/tiny: NOT representative of GPU" if cpu_like else "GPU",
+    ap.add_argument("--out", default=None, help="results JSON (default perf/results/<device>-<shape>-<date>.json)")
+    args = ap.parse_args(argv)
+    args.shape = "tiny" if args.tiny else (args.shape or ("llama2-7b" if args.device == "cuda" else "smollm2-135m"))
+    cpu_like = args.shape == "tiny" or args.device == "cpu"
+    result = {"device": args.device, "shape": args.shape, "date": str(date.today()),
+              "label": "CPU: NOT representative of GPU" if cpu_like else "GPU",
               "torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.device == "cuda":
         result["gpu"] = torch.cuda.get_device_name(0)
     if args.only in ("train", "all"):
         result.update(bench_training(args))
+        print(f"packed vs padded training: {result['train_speedup']:.2f}x useful tokens/s (target >= 2.0x); "
+              f"study training ({STUDY_ADAPTERS} x {TRAIN_TOKENS_PER_ADAPTER / 1e6:.0f}M tokens): "
+              f"{result['study_training_hours_projected_packed']} h packed vs "
+              f"{result['study_training_hours_projected_padded']} h padded" + ("  [CPU: says nothing about GPU]" if cpu_like else ""))
     if args.only in ("gen", "all"):
-        result.update(bench_generation(args.tiny, args.device, args.gen_batch or (16 if args.tiny else 64),
-                                       args.gen_tokens or (32 if args.tiny else 128), args.repeats or (2 if cpu_like else 3)))
+        result.update(bench_generation(args.shape, args.device, args.gen_batch or (16 if cpu_like else 64),
+                                       args.gen_tokens or (32 if cpu_like else 128), args.repeats or (2 if cpu_like else 3)))
         print(f"engine vs HF generate: {result['engine_vs_hf']:.2f}x (target >= {TARGET_ENGINE_VS_HF}x); "
               f"8 adapters mixed vs single: {result['mixed_vs_single']:.0%} (target >= {TARGET_MIXED_VS_SINGLE:.0%}); "
               f"study generation ({STUDY_GEN_TOKENS / 1e6:.0f}M new tokens): "
               f"{result['study_generation_hours_projected_engine_mixed']} h engine vs "
-              f"{result['study_generation_hours_projected_hf']} h HF" + ("  [CPU/tiny: says nothing about GPU]" if cpu_like else ""))
+              f"{result['study_generation_hours_projected_hf']} h HF" + ("  [CPU: says nothing about GPU]" if cpu_like else ""))
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / f"{args.device}{'-tiny' if args.tiny else ''}-{date.today()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
+    return result
 
 
 def bench_training(args) -> dict:
     """Useful tokens/s of padded vs packed LoRA training steps, and the study's projected training hours."""
     rng = random.Random(0)
-    batch_size, max_len = (8, 128) if args.tiny else (8, 512)
-    steps = args.steps or (6 if args.tiny else 20)
-    model, vocab = build_model(args.tiny, args.device)
+    small = args.shape == "tiny" or args.device == "cpu"
+    batch_size, max_len = (8, 128) if small else (8, 512)
+    steps = args.steps or (6 if small else 20)
+    model, vocab = build_model(args.shape, args.device)
     exs = examples(vim_like_lengths(batch_size * steps, max_len, rng), vocab, rng)
     pad = PadCollator(0)
     padded = [pad(exs[i:i + batch_size]) for i in range(0, len(exs), batch_size)]
