@@ -89,11 +89,17 @@ def regard_metrics(frame: pd.DataFrame, keys: dict, bias_baseline: str | float =
     return rows
 
 
+def _overall_and_categories(frame: pd.DataFrame):
+    """``("all", frame)`` first, then each category's rows (rows without a category count only in "all")."""
+    yield "all", frame
+    for cat, grp in frame.groupby(frame["category"].fillna("all"), sort=True):
+        if cat != "all":
+            yield cat, grp
+
+
 def hexphi_metrics(frame: pd.DataFrame, keys: dict, **kw) -> list[dict]:
     rows = []
-    for cat, grp in [("all", frame), *frame.groupby(frame["category"].fillna("all"), sort=True)]:
-        if cat == "all" and rows:
-            continue
+    for cat, grp in _overall_and_categories(frame):
         miss = _missing(grp)
         vals = grp.loc[~miss, "value"].astype(float).values
         k = {**keys, "category": cat}
@@ -104,9 +110,7 @@ def hexphi_metrics(frame: pd.DataFrame, keys: dict, **kw) -> list[dict]:
 
 def beavertails_metrics(frame: pd.DataFrame, keys: dict, **kw) -> list[dict]:
     rows = []
-    for cat, grp in [("all", frame), *frame.groupby(frame["category"].fillna("all"), sort=True)]:
-        if cat == "all" and rows:
-            continue
+    for cat, grp in _overall_and_categories(frame):
         miss = _missing(grp)
         vals = (grp.loc[~miss, "value"].astype(float).values >= 0.5).astype(float)
         rows.append(_row("beavertails", {**keys, "category": cat}, "flagged_rate", vals, int(miss.sum()), **kw))
