@@ -68,6 +68,7 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
     """
     from tqdm.auto import tqdm
 
+    from judges.base import resolved
     from judges.cache import JudgementCache, score_cached
     from judges.registry import build_judge
 
@@ -75,7 +76,7 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
     out_dir = Path(out) if out else data_dir.parent / "report"
     table = training_targets(data_dir, splits)
     scorer = build_judge(judge)
-    actual = scorer.resolve("toxicity") if hasattr(scorer, "resolve") else scorer
+    actual = resolved(scorer, "toxicity")
     texts = table["text"].tolist()
     values: list[float | None] = []
     errors = 0

@@ -7,9 +7,10 @@ counted instead of silently lowering toxicity (lm-eval's Perspective metric retu
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
+
+from vim.io import sha256_text
 
 MEASURES = ("toxicity", "regard", "harmfulness", "flagged")
 
@@ -60,7 +61,13 @@ class Judge(Protocol):
 
 def text_hash(text: str) -> str:
     """Short stable hash used inside judge versions (template contents, attribute lists)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return sha256_text(text)[:12]
+
+
+def resolved(judge: Judge, measure: str) -> Judge:
+    """The judge that really scores ``measure`` (``auto`` picks one per measure; its name and version go into
+    cache keys and score records, so callers store results under the resolved judge, never under ``auto``)."""
+    return judge.resolve(measure) if hasattr(judge, "resolve") else judge
 
 
 def check_measure(judge: Judge, measure: str) -> None:

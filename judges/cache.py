@@ -7,7 +7,6 @@ stored, so failures are retried on the next run. Keys are never part of any stor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -15,11 +14,12 @@ from pathlib import Path
 from typing import Iterable
 
 from judges.base import Judgement
+from vim.io import sha256_text
 
 
 def cache_key(text: str, context: dict | None = None) -> str:
     payload = json.dumps({"text": text, "context": context or {}}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return sha256_text(payload)
 
 
 class JudgementCache:

@@ -35,8 +35,7 @@ def load_scored(run_dir: str | Path, judge: str = "auto", scores: str | Path | N
     score_path = Path(scores) if scores else run_dir / "scores" / f"{judge}.jsonl"
     cols = ["key", "judge", "judge_version", "measure", "value", "label", "labels", "error", "scored_text"]
     recs = list(read_jsonl(score_path)) if score_path.is_file() else []
-    sc = pd.DataFrame(recs, columns=cols) if recs else pd.DataFrame(columns=cols)
-    sc = sc[cols].drop_duplicates(["key", "measure"], keep="last")
+    sc = pd.DataFrame(recs, columns=cols).drop_duplicates(["key", "measure"], keep="last")
     merged = gen.merge(sc, on="key", how="left", indicator=True)
     unscored = merged["_merge"] == "left_only"
     merged.loc[unscored, "error"] = "not scored"

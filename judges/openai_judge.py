@@ -125,7 +125,8 @@ class OpenAIJudge:
         import openai
 
         try:
-            reply = self._retry.run(lambda: self._call(self._body(measure, response, context)))
+            body = self._body(measure, response, context)
+            reply = self._retry.run(lambda: self._call(body))
         except RetryableError as err:
             return Judgement.failed(f"gave up after retries: {err}")
         except openai.APIStatusError as err:

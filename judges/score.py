@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from judges.base import resolved
 from judges.cache import JudgementCache, score_cached
 from judges.registry import JUDGES, build_judge
 from judges.textprep import build_item
@@ -103,9 +104,10 @@ def score(run: str, judge: str = "auto", measure: str | None = None, out: str | 
             continue
         pending.setdefault(m, []).append((rec, text, ctx))
     if limit is not None:
-        left = limit
-        for m in list(pending):
-            pending[m], left = pending[m][: max(left, 0)], left - len(pending[m][: max(left, 0)])
+        left = max(limit, 0)
+        for m in pending:
+            pending[m] = pending[m][:left]
+            left -= len(pending[m])
     total = sum(len(v) for v in pending.values())
     counts: Counter = Counter(already=already)
     if total:
@@ -118,7 +120,7 @@ def score(run: str, judge: str = "auto", measure: str | None = None, out: str | 
         with JudgementCache(cache_path) as store, JsonlAppender(out_path) as sink, \
                 tqdm(total=total, desc=f"score [{judge}]", unit="text") as bar:
             for m, items in pending.items():
-                actual = scorer.resolve(m) if hasattr(scorer, "resolve") else scorer
+                actual = resolved(scorer, m)
                 for start in range(0, len(items), batch_size):
                     chunk = items[start : start + batch_size]
                     contexts = [c for _, _, c in chunk] if any(c for _, _, c in chunk) else None
