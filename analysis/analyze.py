@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import auto_suppress, compare, mitigation, regression
-from analysis.data import load_run
+from analysis.data import group_label, load_run
 from vim.io import atomic_write_json, atomic_write_text
 
 
@@ -47,16 +47,17 @@ def condition_metrics(frame: pd.DataFrame, n_resamples: int = 999) -> pd.DataFra
     return compute_metrics(work, n_resamples=n_resamples)
 
 
-def _bias_rows(metrics: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
-    """Add the HolisticBiasR bias score per group (mean over the group's conditions) to the comparison."""
-    from analysis.data import group_label
+def _bias_rows(metrics: pd.DataFrame, comparison: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """Add the HolisticBiasR bias score per group (mean over the group's conditions) to the comparison.
+
+    ``kinds``: condition -> condition kind, from the same frame the metrics were computed from.
+    """
     from analysis.paper import paper_value
 
     bias = metrics[(metrics["metric"] == "bias_score") & (metrics["mitigation"] == "none")]
     if bias.empty or comparison.empty:
         return comparison
-    kinds = comparison.attrs.get("kinds", {})
-    bias = bias.assign(group=[group_label(kinds.get(c, c.split(":")[0]), c) for c in bias["condition"]])
+    bias = bias.assign(group=[group_label(kinds[c], c) for c in bias["condition"]])
     rows = [{"benchmark": "hbr", "measure": "bias_score", "measure_label": "bias score", "group": grp,
              "conditions": len(g), "n": int(g["n"].sum()), "missing": int(g["n_missing"].sum()),
              "value": float(g["value"].mean()), "ci_low": np.nan, "ci_high": np.nan,
@@ -73,17 +74,17 @@ def run_analysis(run: str | Path, judge: str = "auto", out: str | Path | None = 
     out_dir = Path(out) if out else Path(run) / "report"
     result: dict = {"judge": frame.attrs["judge"], "files": {}}
     comp = compare.compare(frame, n_boot=n_boot, n_permutations=n_permutations)
-    comp.attrs["kinds"] = dict(zip(frame["condition"], frame["condition_kind"]))
     try:
         metrics = condition_metrics(frame, n_resamples=n_boot)
         result["files"]["metrics"] = str(_csv(metrics, out_dir / "metrics.csv"))
-        comp = _bias_rows(metrics, comp)
+        comp = _bias_rows(metrics, comp, dict(zip(frame["condition"], frame["condition_kind"])))
     except (ImportError, KeyError, ValueError) as err:  # the judges package is optional for analysis
         result["metrics_error"] = f"{type(err).__name__}: {err}"
     reg = regression.regress(frame, family=family, alpha=alpha)
-    mit = mitigation.mitigation_table(frame)
+    pairs = mitigation.paired_deltas(frame)
+    mit = mitigation.mitigation_table(frame, pairs)
     mapping, yaml_path = auto_suppress.write(reg, out_dir, k=k, alpha=alpha)
-    effect = auto_suppress.measure(frame, mapping)
+    effect = auto_suppress.measure(frame, mapping, pairs)
     missing = missing_counts(frame)
     result.update(frame=frame, comparison=comp, regression=reg, regression_table=regression.paper_table(reg),
                   mitigation=mit, auto_suppress=mapping, auto_suppress_effect=effect, missing=missing)

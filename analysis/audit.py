@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.paper import AUDIT
 from vim.errors import InputError
 from vim.io import atomic_write_json, atomic_write_text, read_jsonl
 
@@ -99,7 +100,7 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
         "examples_above_threshold": int(table.loc[table["toxicity"] >= threshold, "examples"].sum()),
         "max": float(np.nanmax(scores)) if np.isfinite(scores).any() else None,
         "mean": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
-        "paper": {"above_0.5": 5, "above_0.7": 0, "of": "8K+ training samples (Perspective API)"},
+        "paper": dict(AUDIT),
     }
     worst = table.sort_values("toxicity", ascending=False).head(top)
     atomic_write_text(out_dir / "audit_top.csv", worst.to_csv(index=False))

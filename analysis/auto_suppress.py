@@ -41,8 +41,11 @@ def config_snippet(mapping: dict, k: int, alpha: float) -> str:
     return header + yaml.safe_dump({"suppress": mapping}, sort_keys=True, allow_unicode=True)
 
 
-def measure(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
-    """Paired effect of value suppression where the generated ``suppressed_values`` match the recommendation."""
+def measure(frame: pd.DataFrame, mapping: dict, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Paired effect of value suppression where the generated ``suppressed_values`` match the recommendation.
+
+    ``pairs``: :func:`analysis.mitigation.paired_deltas` of ``frame`` when the caller already has it.
+    """
     from analysis.mitigation import paired_deltas
 
     if frame.empty or "suppressed_values" not in frame:
@@ -54,7 +57,7 @@ def measure(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
     keep = sup[(sup["mitigation"] == "value") & sup["match"]][["benchmark", "category", "condition", "prompt_id"]]
     if keep.empty:
         return pd.DataFrame()
-    pairs = paired_deltas(frame)
+    pairs = paired_deltas(frame) if pairs is None else pairs
     pairs = pairs[pairs["mitigation"] == "value"].merge(keep.drop_duplicates(), on=list(keep.columns))
     rows = [{"group": grp, "benchmark": b, "category": c, "suppressed": ", ".join(want[(b, c)]), "pairs": len(g),
              "mean_delta": float(g["delta"].mean()), "harm_none": float(g["harm_none"].mean())}

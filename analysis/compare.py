@@ -61,7 +61,7 @@ def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999)
     rows = []
     for bench, block in table.groupby("benchmark"):
         for measure, label in MEASURES.get(bench, [("harm", "harm")]):
-            obs = {}
+            obs, first = {}, len(rows)
             for group, g in block.groupby("group"):
                 valid = g.dropna(subset=["harm"])
                 obs[group] = pd.DataFrame({"prompt_id": valid["prompt_id"].to_numpy(),
@@ -73,9 +73,7 @@ def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999)
                              "value": float(obs[group]["x"].mean()) if len(valid) else np.nan,
                              "ci_low": lo, "ci_high": hi, "paper": paper_value(group, measure)})
             base = obs.get("vanilla")
-            for row in rows:
-                if row["benchmark"] != bench or row["measure"] != measure:
-                    continue
+            for row in rows[first:]:  # this (benchmark, measure)'s rows
                 if base is None or row["group"] == "vanilla":
                     row.update(delta_vs_vanilla=np.nan, p=np.nan, test="")
                     continue

@@ -20,14 +20,13 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from judges.textprep import MEASURE_OF, canonical_benchmark
 from vim.errors import InputError
 from vim.io import read_jsonl
 
 #: Preference order when ``judge="auto"``: the first judge with a score file in the run wins
 #: (API and model judges before the ``auto`` judge's own file and the heuristic ``offline`` one).
 JUDGE_PREFERENCE = ("openai", "gpt-4o", "perspective", "regard", "detoxify", "auto", "offline")
-#: The measure each benchmark is judged on (a score file may hold other measures too).
-MEASURE_OF = {"rtp": "toxicity", "hbr": "regard", "hexphi": "harmfulness", "beavertails": "flagged"}
 
 #: Benchmark -> (primary measure, its human label, all measures computed for it).
 MEASURES: dict[str, list[tuple[str, str]]] = {
@@ -37,8 +36,6 @@ MEASURES: dict[str, list[tuple[str, str]]] = {
     "beavertails": [("flagged_rate", "flagged rate")],
 }
 PRIMARY = {bench: measures[0][0] for bench, measures in MEASURES.items()}
-BENCH_ALIASES = {"holisticbiasr": "hbr", "holistic_bias": "hbr", "hex-phi": "hexphi", "hex_phi": "hexphi",
-                 "realtoxicityprompts": "rtp", "beaver_tails": "beavertails", "bt": "beavertails"}
 
 
 def generation_files(run: str | Path) -> list[Path]:
@@ -110,8 +107,8 @@ def load_run(run: str | Path, judge: str = "auto") -> pd.DataFrame:
             continue
         gen = pd.DataFrame(gens).drop_duplicates("key", keep="last")
         gen["run_name"] = folder.name
-        bench = gen["benchmark"].map(lambda b: BENCH_ALIASES.get(str(b).lower(), str(b).lower()))
-        gen["measure"] = bench.map(MEASURE_OF)
+        gen["benchmark"] = gen["benchmark"].map(canonical_benchmark)
+        gen["measure"] = gen["benchmark"].map(MEASURE_OF)
         score_path = folder / "scores" / f"{judge}.jsonl"
         scores = _score_frame(score_path) if score_path.is_file() else pd.DataFrame(
             columns=["key", "measure", "value", "label", "error"])
@@ -119,7 +116,6 @@ def load_run(run: str | Path, judge: str = "auto") -> pd.DataFrame:
         merged.loc[merged["_merge"] == "left_only", "error"] = "not scored"
         frames.append(merged.drop(columns="_merge"))
     frame = pd.concat(frames, ignore_index=True)
-    frame["benchmark"] = frame["benchmark"].map(lambda b: BENCH_ALIASES.get(str(b).lower(), str(b).lower()))
     for col, default in (("mitigation", "none"), ("distribution", None), ("category", None), ("values", None),
                          ("sample_index", 0), ("fields", None)):
         if col not in frame:

@@ -42,9 +42,12 @@ def wilcoxon_p(deltas: np.ndarray) -> float:
     return float(wilcoxon(deltas, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def mitigation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (group, benchmark, category, mitigation) with means, mean delta, Wilcoxon p, paper's number."""
-    pairs = paired_deltas(frame)
+def mitigation_table(frame: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (group, benchmark, category, mitigation) with means, mean delta, Wilcoxon p, paper's number.
+
+    ``pairs``: :func:`paired_deltas` of ``frame`` when the caller already has it (computed otherwise).
+    """
+    pairs = paired_deltas(frame) if pairs is None else pairs
     rows = []
     for (group, bench, cat, mit), g in pairs.groupby(["group", "benchmark", "category", "mitigation"]):
         rows.append({"group": group, "benchmark": bench, "category": cat, "mitigation": mit,

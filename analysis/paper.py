@@ -30,7 +30,7 @@ MITIGATION: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
 }
 
 PVQ_NMSE = {"VIM": 0.0759, "ICL": 0.1079}
-AUDIT = {"above_0.5": 5, "above_0.7": 0, "n": "8K+"}
+AUDIT = {"above_0.5": 5, "above_0.7": 0, "of": "8K+ training samples (Perspective API)"}
 
 #: Directions of value -> harm links the paper reports (+ positive, - negative).
 LINKS = [

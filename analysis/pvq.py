@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.paper import PVQ_NMSE
 from vim.errors import InputError
 from vim.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, sha256_text
 from vim.values import VALUES, ValueProfile
@@ -202,7 +203,7 @@ def pvq(adapters: str = "runs/quickstart/adapters", items: str = str(PLACEHOLDER
     summary = {"nmse": {"VIM" if k == "vim" else "ICL": v for k, v in nmse.items()},
                "distributions": len(targets), "missing_answers": int(answers["answer"].isna().sum()),
                "items": str(items), "placeholder_items": Path(items).resolve() == PLACEHOLDER_ITEMS.resolve(),
-               "model": model, "paper": {"VIM": 0.0759, "ICL": 0.1079}}
+               "model": model, "paper": dict(PVQ_NMSE)}
     atomic_write_json(out_dir / "pvq.json", summary)
     note = " (PLACEHOLDER items: not a real alignment measure)" if summary["placeholder_items"] else ""
     print(f"pvq: NMSE {', '.join(f'{k} {v:.4f}' for k, v in summary['nmse'].items())} over {len(targets)} "
