@@ -11,8 +11,8 @@ adapter from stage 1's best epoch. With one ``trainer.fit`` this callback:
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
 from vim.adapters import write_metadata
+from vim.io import atomic_write_bytes
 
 
 class StageCallback(Callback):
@@ -99,10 +100,9 @@ class StageCallback(Callback):
         state = self._lora_state(trainer)
         if trainer.is_global_zero:
             path = self._best_path(pl_module, phase)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write_bytes(path, buffer.getvalue())
         self.best[phase] = loss
         self.best_epoch[phase] = trainer.current_epoch
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
-from lightning.pytorch.utilities import rank_zero_info
 
 from vim.errors import InputError
 
@@ -76,6 +75,8 @@ def _cli_class():
             if ckpt_path is None:
                 found = find_resume_checkpoint(model, datamodule)
                 if found is not None:
+                    from lightning.pytorch.utilities import rank_zero_info
+
                     rank_zero_info(f"resuming from {found}")
                     ckpt_path = str(found)
             return self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)

@@ -110,7 +110,8 @@ class VIMModule(LightningModule):
         from vim.callbacks import StageCallback
 
         ckpt_dir = self.adapter_dir() / "checkpoints"
-        last = ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}-{step}", save_last=True, save_top_k=1,
+        # only last.ckpt (resume reads it; the best epoch is exported by StageCallback): no second copy per save
+        last = ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}-{step}", save_last=True, save_top_k=0,
                                every_n_train_steps=self.hparams.checkpoint_every_n_steps)
         return [StageCallback(), last]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from typing import Any, Iterator, Sequence
 
-IGNORE_INDEX = -100
+from vim.collate import IGNORE_INDEX
 
 
 def prepare_model_for_packing(model: Any) -> Any:

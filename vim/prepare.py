@@ -37,14 +37,24 @@ def _input_files(path: Path) -> list[Path]:
     return files
 
 
-def data_hash(profile: ValueProfile, arguments: Path, survey: Path | None, settings: dict[str, Any]) -> str:
-    """sha256 over the input files' contents, the profile's scores and every setting that changes the output."""
+def input_hashes(arguments: Path, survey: Path | None) -> list[str]:
+    """sha256 of every input file (the same for all distributions of one ``prepare`` call: hash them once)."""
     files = _input_files(arguments) + (_input_files(survey) if survey is not None else [])
     for f in files:
         if not f.is_file():
             raise InputError(f, None, None, "file not found")
-    parts = {"format": FORMAT, "files": [sha256_file(f) for f in files], "scores": list(profile.scores),
-             "settings": settings}
+    return [sha256_file(f) for f in files]
+
+
+def data_hash(profile: ValueProfile, arguments: Path, survey: Path | None, settings: dict[str, Any],
+              file_hashes: list[str] | None = None) -> str:
+    """sha256 over the input files' contents, the profile's scores and every setting that changes the output.
+
+    ``file_hashes``: :func:`input_hashes` of ``arguments``/``survey`` when the caller already has them.
+    """
+    if file_hashes is None:
+        file_hashes = input_hashes(arguments, survey)
+    parts = {"format": FORMAT, "files": file_hashes, "scores": list(profile.scores), "settings": settings}
     return sha256_text(json.dumps(parts, sort_keys=True, default=str))
 
 
@@ -66,8 +76,10 @@ def truncation_stats(records: list[dict], tokenizer: Any, max_length: int) -> di
 def prepare_distribution(profile: ValueProfile, out_dir: Path, *, arguments: str | Path,
                          survey: str | Path | None = None, threshold: float = 3.0, seed: int = 42,
                          max_examples: int | None = None, tokenizer: Any = None, max_length: int = 128,
-                         stage2_column_offset_bug: bool = False) -> dict:
+                         stage2_column_offset_bug: bool = False, digest: str | None = None) -> dict:
     """Build and write both stages for one distribution; returns the report written to ``prepare_report.json``.
+
+    ``digest``: this distribution's :func:`data_hash` when the caller already computed it.
 
     ``survey`` (stage 2) is a folder like the study's ``argument_generation`` (pre-split train/valid/test) or an
     argument file; by default stage 2 uses ``arguments`` split 80/10/10 by argument with ``Random(seed)``.
@@ -77,7 +89,7 @@ def prepare_distribution(profile: ValueProfile, out_dir: Path, *, arguments: str
     survey_path = Path(survey) if survey is not None else None
     settings = {"threshold": threshold, "seed": seed, "max_examples": max_examples,
                 "stage2_column_offset_bug": stage2_column_offset_bug}
-    digest = data_hash(profile, arguments, survey_path, settings)
+    digest = digest or data_hash(profile, arguments, survey_path, settings)
 
     args = _load_arguments_cached(arguments)
     stage1 = build_stage1(args, profile, threshold, seed)
@@ -188,11 +200,13 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
     _load_arguments_cached(Path(arguments))  # validate inputs before the progress bar starts
     if survey:
         _load_survey_cached(Path(survey))
+    survey_path = Path(survey) if survey else None
+    hashes = input_hashes(Path(arguments), survey_path)
     reports: dict[str, dict] = {}
     status: dict[str, str] = {}
     for name, profile in tqdm(profiles.items(), desc="prepare", unit="dist"):
         folder = Path(out) / name
-        digest = data_hash(profile, Path(arguments), Path(survey) if survey else None, settings)
+        digest = data_hash(profile, Path(arguments), survey_path, settings, hashes)
         if is_prepared(folder, digest) and (tokenizer is None or "truncation" in json.loads((folder / REPORT).read_text())):
             reports[name] = json.loads((folder / REPORT).read_text())
             status[name] = "cached"
@@ -202,7 +216,7 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
             reports[name] = prepare_distribution(profile, folder, arguments=arguments, survey=survey,
                                                  threshold=threshold, seed=seed, max_examples=max_examples,
                                                  tokenizer=tokenizer, max_length=max_length,
-                                                 stage2_column_offset_bug=stage2_column_offset_bug)
+                                                 stage2_column_offset_bug=stage2_column_offset_bug, digest=digest)
         status[name] = "written" + (" (one-sided)" if caught else "")
     _print_table(reports, status)
     return reports
