@@ -110,6 +110,22 @@ def test_vim_datamodule_sequential_and_mixed(tiny_model_dir, tmp_path):
     assert only2.phases == [[2]]
 
 
+def test_max_examples_keeps_both_polarities(tiny_model_dir, tmp_path):
+    """A quick-run cap samples each polarity (stage-1 files list every positive before the negatives)."""
+    data = write_vim_data(tmp_path / "d", stages=(2,))
+    with open(data / "stage1_train.jsonl", "w") as fh:
+        for i, side in enumerate(["positive"] * 6 + ["negative"] * 6):
+            fh.write(json.dumps({"prompt": f"{PROMPT} {side} {i}", "target": TARGET, "stage": 1, "split": "train",
+                                 "meta": {"polarity": side}}) + "\n")
+    for split in ("valid", "test"):
+        (data / f"stage1_{split}.jsonl").write_text((data / "stage1_train.jsonl").read_text())
+    dm = _dm(tiny_model_dir, data, max_examples=4, use_chat_template=False)
+    dm.setup("fit")
+    kept = [dm.tokenizer.decode(e["input_ids"]) for e in dm.data[(1, "train")]]
+    assert len(kept) == 4
+    assert sum("positive" in t for t in kept) == 2 and sum("negative" in t for t in kept) == 2
+
+
 def test_vim_datamodule_bad_rows_and_args(tiny_model_dir, tmp_path):
     data = write_vim_data(tmp_path / "d")
     with open(data / "stage2_valid.jsonl", "a") as fh:

@@ -333,7 +333,7 @@ def stratified_cap(records: Sequence[dict], n: int | None, key: str, seed: int =
         return list(records)
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(records):
-        groups.setdefault(str(r["meta"].get(key)), []).append(i)
+        groups.setdefault(str((r.get("meta") or {}).get(key)), []).append(i)
     quotas = {g: n * len(ix) / len(records) for g, ix in groups.items()}
     take = {g: int(q) for g, q in quotas.items()}
     for g in sorted(groups, key=lambda g: (-(quotas[g] - take[g]), g))[: n - sum(take.values())]:

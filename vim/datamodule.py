@@ -17,6 +17,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from vim.collate import Truncation, encode_example, make_collator
+from vim.data import stratified_cap
 from vim.errors import InputError
 from vim.io import read_jsonl, sha256_file
 
@@ -115,7 +116,8 @@ class _TextDataModule(LightningDataModule):
                 rows = self._load_split(st, split)
                 if self.max_examples is not None:
                     limit = self.max_examples if split == "train" else max(1, self.max_examples // 4)
-                    rows = rows[:limit]
+                    # stratified, not the file's head: stage-1 files list all positives before the negatives
+                    rows = stratified_cap(rows, limit, "polarity" if st == 1 else "value", self.seed)
                 chat = self._chat()
                 encoded, cut = [], 0
                 for row in rows:
