@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,7 +31,6 @@ class Condition:
     adapter: str | None = None
     adapter_name: str | None = None
     profile: ValueProfile | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def stop_for(self, benchmark: str, table: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
         table = table or DEFAULT_STOP
@@ -53,8 +52,7 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
         if info.condition in seen:
             continue
         seen.add(info.condition)
-        conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,
-                               {"base_model": info.base_model}))
+        conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile))
     if icl_distributions:
         profiles = load_distributions(icl_distributions, list(icl_names) or None)
         conds += [Condition(f"icl:{name}", "icl", profile=p) for name, p in profiles.items()]

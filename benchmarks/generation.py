@@ -15,14 +15,9 @@ from torch.utils.data import DataLoader, Sampler
 from benchmarks.conditions import DEFAULT_STOP, Condition, build_conditions, prompt_spec, suppressed_values
 from benchmarks.registry import load_benchmark
 from benchmarks.writer import JsonlPredictionWriter, done_keys
+from vim.engine.stopping import truncate_at_stop
 from vim.errors import InputError
 from vim.prompts import build_model_input
-
-
-def truncate_at_stop(text: str, stop: list[str]) -> str:
-    """Cut ``text`` at the first occurrence of any stop string (the stop string itself is dropped)."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
 
 
 class FixedBatches(Sampler):
@@ -73,7 +68,6 @@ class BenchmarkDataModule(LightningDataModule):
         self.templates = {"safety_prompt": safety_prompt, "suppression_template": suppression_template}
         self.conditions: list[Condition] = []
         self.items: list[dict] = []
-        self.skipped = 0
 
     def setup(self, stage: str | None = None) -> None:
         if self.items:
@@ -89,21 +83,24 @@ class BenchmarkDataModule(LightningDataModule):
             n = self.samples_per_prompt or bench.samples_per_prompt
             if self.max_new_tokens is not None:
                 bench.max_new_tokens = self.max_new_tokens
+            decoding = bench.decoding
+            values_of = [suppressed_values(self.suppress, item.category) for item in bench.items]
             for cond in self.conditions:
+                stop = cond.stop_for(name, self.stop)
                 for mit in self.mitigations:
-                    for item in bench.items:
-                        values = suppressed_values(self.suppress, item.category)
+                    specs: dict[tuple[str, ...], Any] = {}  # one PromptSpec per suppressed-value set
+                    for item, values in zip(bench.items, values_of):
                         if mit in ("value", "dual") and not values:
                             continue  # nothing to suppress for this category: identical to none/safety
-                        spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
+                        spec = specs.get(tuple(values))
+                        if spec is None:
+                            spec = specs[tuple(values)] = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
                         for s in range(n):
                             key = f"{name}|{cond.name}|{mit}|{item.id}|{s}"
-                            if key in done:
-                                self.skipped += 1
-                                continue
-                            items.append({"key": key, "benchmark": name, "item": item, "condition": cond,
-                                          "mitigation": mit, "spec": spec, "sample_index": s,
-                                          "decoding": bench.decoding, "stop": cond.stop_for(name, self.stop)})
+                            if key not in done:
+                                items.append({"key": key, "benchmark": name, "item": item, "condition": cond,
+                                              "mitigation": mit, "spec": spec, "sample_index": s,
+                                              "decoding": decoding, "stop": stop})
         self.items = items
 
     def batches(self) -> list[list[int]]:

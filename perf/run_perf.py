@@ -59,16 +59,11 @@ def llama_config(shape: str, device: str = "cpu"):
 
 def build_model(shape: str, device: str):
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
-
-    cfg, dtype = llama_config(shape, device)
-    attn = "sdpa"
-    with torch.device(device):
-        model = LlamaForCausalLM(cfg).to(dtype)
-    model.set_attn_implementation(attn)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    # built directly in its dtype (a 7B model built in fp32 and then cast would first take ~27 GB on the GPU)
+    base = random_base(shape, device).train()
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
     prepare_model_for_packing(model)
-    return model, cfg.vocab_size
+    return model, base.config.vocab_size
 
 
 def examples(lengths: list[int], vocab: int, rng: random.Random) -> list[dict]:
@@ -86,8 +81,7 @@ def run(model, batches, device: str) -> float:
     useful, start = 0, None
     for i, batch in enumerate(batches):
         if i == 1:  # first step is warm-up
-            if device == "cuda":
-                torch.cuda.synchronize()
+            _sync(device)
             start, useful = time.perf_counter(), 0
         inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
         loss = model(**inputs, use_cache=False).loss
@@ -95,8 +89,7 @@ def run(model, batches, device: str) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
         useful += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     return useful / (time.perf_counter() - start)
 
 # ------------------------------------------------------------------------------------------------ generation

@@ -253,3 +253,24 @@ def test_generation_module_engine_backend_matches_hf(tiny_model_dir, tmp_path):
         assert (rec["output"], rec["condition"], rec["adapter"]) == (ref["output"], ref["condition"], ref["adapter"])
     assert {r["condition"] for r in outs["engine"].values()} == {"vanilla", "vim:Pow", "vim:Uni"}
     assert len({r["output"] for r in outs["engine"].values() if r["benchmark"] == "beavertails"}) > 1
+
+
+def test_eos_ends_each_row_at_its_first_eos(tok, engine):
+    """Rows stop at their own first EOS (lengths per row; later tokens are padding), in a mixed-adapter batch."""
+    enc = tok([chat(tok, p) for p in PROMPTS], return_tensors="pt", padding=True, add_special_tokens=False)
+    names = [None, "a0", "a2"]
+    free, _ = engine.generate_ids(enc["input_ids"], enc["attention_mask"], names, max_new_tokens=8,
+                                  do_sample=False, ignore_eos=True)
+    eos = int(free[0, 3])  # pretend the token row 0 generates at step 3 is EOS
+    saved = engine.eos_ids
+    engine.eos_ids = [eos]
+    try:
+        tokens, ends = engine.generate_ids(enc["input_ids"], enc["attention_mask"], names, max_new_tokens=8,
+                                           do_sample=False)
+    finally:
+        engine.eos_ids = saved
+    expected = [row.index(eos) if eos in row else 8 for row in free.tolist()]
+    assert ends == expected and ends[0] <= 3
+    for row, end, ref in zip(tokens.tolist(), ends, free.tolist()):
+        assert row[:end + 1] == ref[:end + 1]  # same tokens up to and including the EOS
+        assert all(t == engine.pad_id for t in row[end + 1:])  # nothing generated after it

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vim.engine.stopping import truncate_at_stop
 from vim.errors import InputError
 
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
@@ -166,11 +167,6 @@ class MultiLoRALinear(nn.Module):
         h = torch.bmm(x3, self.A[idx].transpose(1, 2))  # [b, t, r]
         d = torch.bmm(h, self.B[idx].transpose(1, 2)) * self.scale[idx].view(-1, 1, 1)  # [b, t, out]
         return out + d.reshape(*shape[:-1], d.shape[-1])
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, top_k: int | None,
@@ -337,7 +333,7 @@ class MultiLoRAEngine:
                                         top_k, do_sample, generator, stop, ignore_eos)
             texts = self.tokenizer.batch_decode([row[:end] for row, end in zip(tokens.tolist(), ends)],
                                                 skip_special_tokens=True)
-            out += [_cut_at_stop(text, stop) for text in texts]
+            out += [truncate_at_stop(text, stop) for text in texts]
         return out
 
     @torch.no_grad()
@@ -404,7 +400,9 @@ class MultiLoRAEngine:
         next_pos = pos[:, -1] + 1
         active = torch.arange(n_rows, device=dev)  # original row of each current batch row
         tokens = torch.full((n_rows, max(max_new_tokens, 1)), self.pad_id, dtype=torch.long, device=dev)
-        ends = [max_new_tokens] * n_rows
+        # per original row: new tokens before EOS / through the stop string; kept on the device (no sync per step)
+        ends = torch.full((n_rows,), max_new_tokens, dtype=torch.long, device=dev)
+        positions = torch.arange(prompt_len, prompt_len + max_new_tokens, device=dev)  # static-cache positions
         done = torch.zeros(n_rows, dtype=torch.bool, device=dev)  # over current batch rows
         eos_ids = [] if ignore_eos else self.eos_ids
         eos = torch.tensor(eos_ids, dtype=torch.long, device=dev)
@@ -420,8 +418,7 @@ class MultiLoRAEngine:
             if eos_ids:
                 hit_eos = torch.isin(nxt, eos) & ~done
                 new_done = done | hit_eos
-                for r in hit_eos.nonzero().flatten().tolist():
-                    ends[int(active[r])] = t
+                ends[active] = torch.where(hit_eos, t, ends[active])
             if stop:
                 check = ~new_done if cand is None else (cand[nxt] & ~new_done)
                 rows = check.nonzero().flatten().tolist()
@@ -433,23 +430,27 @@ class MultiLoRAEngine:
                             new_done[r] = True
                             ends[o] = t + 1
             done = new_done
-            if t == max_new_tokens - 1 or ((eos_ids or stop) and bool(done.all())):
+            if t == max_new_tokens - 1:
                 break
-            if self.cache == "dynamic" and (eos_ids or stop) and int(done.sum()) * 4 >= done.numel():
-                keep = (~done).nonzero().flatten()  # drop finished rows from the batch
-                cache.batch_select_indices(keep)
-                active, done, mask, next_pos = active[keep], done[keep], mask[keep], next_pos[keep]
-                row_slots, nxt = row_slots[keep], nxt[keep]
-                live = sorted({slots[o] for o in active.tolist()})
+            if eos_ids or stop:
+                n_done = int(done.sum())  # the step's one read of the finished rows
+                if n_done == done.numel():
+                    break
+                if self.cache == "dynamic" and n_done * 4 >= done.numel():
+                    keep = (~done).nonzero().flatten()  # drop finished rows from the batch
+                    cache.batch_select_indices(keep)
+                    active, done, mask, next_pos = active[keep], done[keep], mask[keep], next_pos[keep]
+                    row_slots, nxt = row_slots[keep], nxt[keep]
+                    live = sorted({slots[o] for o in active.tolist()})
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             kwargs: dict[str, Any] = {self._cache_kw: cache}
             if self.cache == "static":
-                kwargs["cache_position"] = torch.tensor([prompt_len + t], device=dev)
+                kwargs["cache_position"] = positions[t:t + 1]
             outp = self._forward_step(row_slots, live, input_ids=nxt[:, None], attention_mask=mask,
                                       position_ids=next_pos[:, None], use_cache=True, **kwargs)
             logits = outp.logits[:, -1, :]
             next_pos = next_pos + 1
-        return tokens, ends
+        return tokens, ends.tolist()
 
     def _to_static(self, dyn: Any, batch: int, max_len: int) -> Any:
         """A StaticCache of ``max_len`` positions holding the prefill's keys/values."""

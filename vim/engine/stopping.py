@@ -6,7 +6,13 @@ Use ``first_sentence_stop(text)`` as a per-row predicate, or ``FirstSentenceStop
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` at the first occurrence of any stop string (the stop string itself is dropped)."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]
 
 
 def first_sentence_stop(continuation: str) -> bool:
