@@ -45,11 +45,9 @@ def judge_text(judge: Any | None, status: str, reply: str) -> str:
 
 def profile_figure(profile: ValueProfile | None, title: str) -> Any:
     """A horizontal bar chart of the ten Schwartz values (empty axes with a note for vanilla)."""
-    import matplotlib
+    from analysis.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     if profile is None:
         ax.text(0.5, 0.5, "vanilla model:\nno value profile", ha="center", va="center")
