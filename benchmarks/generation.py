@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Sampler
 from benchmarks.conditions import DEFAULT_STOP, Condition, build_conditions, prompt_spec, suppressed_values
 from benchmarks.registry import load_benchmark
 from benchmarks.writer import JsonlPredictionWriter, done_keys
+from vim.adapters import attach_adapters
 from vim.engine.stopping import truncate_at_stop
 from vim.errors import InputError
 from vim.prompts import build_model_input
@@ -174,15 +175,7 @@ class GenerationModule(LightningModule):
             self.engine = MultiLoRAEngine(base, self.tokenizer, dict(adapters))
             self.lm = base
             return
-        if adapters:
-            from peft import PeftModel
-
-            names = list(adapters)
-            model = PeftModel.from_pretrained(base, adapters[names[0]], adapter_name=names[0])
-            for name in names[1:]:
-                model.load_adapter(adapters[name], adapter_name=name)
-            base = model
-        self.lm = base.eval()
+        self.lm = attach_adapters(base, adapters).eval()
 
     def _generate_hf(self, inputs: list[str], cond: Condition, decoding: dict, stop: list[str], seed: int) -> list[str]:
         tok = self.tokenizer

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vim.adapters import AdapterInfo, find_adapters
+from vim.adapters import AdapterInfo, attach_adapters, find_adapters
 from vim.errors import InputError
 from vim.model_loading import DEFAULT_MODEL, load_model, load_tokenizer
 from vim.prompts import PromptSpec, build_model_input, icl_prompt, instruction_preamble
@@ -51,23 +51,12 @@ class ChatBackend:
         found = list(adapters) if adapters is not None else (find_adapters(runs) if runs else [])
         self.adapters: dict[str, AdapterInfo] = {}
         self._peft_names: dict[str, str] = {}
-        self.model = base
         for i, info in enumerate(found):
             label = info.name if info.name not in self.adapters else f"{info.name} ({info.kind})"
-            peft_name = f"adapter_{i}"
-            try:
-                if i == 0:
-                    from peft import PeftModel
-
-                    self.model = PeftModel.from_pretrained(base, str(info.path), adapter_name=peft_name)
-                else:
-                    self.model.load_adapter(str(info.path), adapter_name=peft_name)
-            except Exception as err:  # noqa: BLE001
-                raise InputError(info.path, None, None,
-                                 f"adapter failed to load ({type(err).__name__}: {err})") from None
             self.adapters[label] = info
-            self._peft_names[label] = peft_name
-        self.model.eval()
+            self._peft_names[label] = f"adapter_{i}"
+        self.model = attach_adapters(base, {self._peft_names[label]: info.path
+                                            for label, info in self.adapters.items()}).eval()
         self.device = next(self.model.parameters()).device
         self.lock = threading.Lock()
 

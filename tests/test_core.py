@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -138,3 +139,21 @@ def test_missing_model_folder_is_input_error(tmp_path: Path):
     empty.mkdir()
     with pytest.raises(InputError, match="no config.json"):
         resolve_model(str(empty))
+
+
+def test_attach_adapters_loads_all_and_names_a_broken_folder(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from vim.adapters import attach_adapters
+
+    for name in ("a", "b"):  # get_peft_model changes the model it wraps: save from copies
+        get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / name)
+    assert attach_adapters(tiny_model, {}) is tiny_model
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text("{not json")
+    with pytest.raises(InputError, match="adapter failed to load") as info:
+        attach_adapters(copy.deepcopy(tiny_model), {"z": broken})
+    assert str(broken) in str(info.value)
+    model = attach_adapters(tiny_model, {"x": tmp_path / "a", "y": tmp_path / "b"})
+    assert set(model.peft_config) == {"x", "y"}

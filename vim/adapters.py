@@ -123,3 +123,22 @@ def find_adapters(root: str | Path, *, complete_only: bool = True) -> list[Adapt
 def iter_adapter_dirs(root: str | Path) -> Iterator[Path]:
     for info in find_adapters(root):
         yield info.path
+
+
+def attach_adapters(base: Any, adapters: Mapping[str, str | Path]) -> Any:
+    """``base`` wrapped in ONE PeftModel holding every adapter (peft adapter name -> folder), ``base`` when none.
+
+    Switch between them with ``set_adapter(name)``; a folder peft cannot load is an :class:`InputError` naming it.
+    """
+    model = base
+    for i, (name, path) in enumerate(adapters.items()):
+        try:
+            if i == 0:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(base, str(path), adapter_name=name)
+            else:
+                model.load_adapter(str(path), adapter_name=name)
+        except Exception as err:  # noqa: BLE001 (peft raises many kinds; the user needs the folder)
+            raise InputError(path, None, None, f"adapter failed to load ({type(err).__name__}: {err})") from None
+    return model
