@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vim.errors import InputError
 
@@ -54,21 +53,6 @@ class CategoryQuota:
             return None
         self.counts[category] = n + 1
         return n
-
-
-def read_jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """Rows of a JSONL file with 1-based line numbers; a bad line raises InputError naming file + row."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(path, lineno, None, f"invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(path, lineno, None, "a row must be a JSON object")
-            yield lineno, row
 
 
 def require_text(value: Any, path: Path, row: int, name: str) -> str:

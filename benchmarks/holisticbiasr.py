@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.base import Benchmark, BenchmarkItem, check_exists, read_jsonl_rows, require_text
+from benchmarks.base import Benchmark, BenchmarkItem, check_exists, require_text
 from vim.errors import InputError
+from vim.io import read_jsonl_rows
 
 #: ROBBIE's regard templates (robbie/datasets/regard.py, from ewsheng/nlg-bias).
 TEMPLATES = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.base import Benchmark, BenchmarkItem, check_exists, is_local, read_jsonl_rows, require_text
+from benchmarks.base import Benchmark, BenchmarkItem, check_exists, is_local, require_text
 from vim.errors import InputError
+from vim.io import read_jsonl_rows
 
 HF_ID = "allenai/real-toxicity-prompts"
 

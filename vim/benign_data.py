@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from vim.errors import InputError
+from vim.io import read_jsonl_rows
 
 ALPACA_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -94,12 +95,7 @@ def _read_local(path: Path) -> Iterable[tuple[int, dict]]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             yield from enumerate(csv.DictReader(fh), start=2)
     elif suffix == ".jsonl":
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield i, json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InputError(path, i, None, f"invalid JSON line ({err.msg})") from None
+        yield from read_jsonl_rows(path)
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

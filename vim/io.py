@@ -65,6 +65,25 @@ def read_jsonl(path: str | Path, *, strict: bool = False) -> Iterator[dict]:
             raise InputError(path, i, None, f"invalid JSON line ({err.msg})") from None
 
 
+def read_jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Rows of a JSONL file with 1-based line numbers; a bad line raises InputError naming file + row.
+
+    The strict reader for files a user supplies: every line must be a JSON object, none may be torn.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(path, lineno, None, f"invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(path, lineno, None, "a row must be a JSON object")
+            yield lineno, row
+
+
 class JsonlAppender:
     """Append records to a JSONL file, one whole line per write, flushed and fsynced.
 
