@@ -196,7 +196,8 @@ def pvq(adapters: str = "runs/quickstart/adapters", items: str = str(PLACEHOLDER
                            for i, (p, t) in enumerate(zip(prompts, texts), start=1)]
                 sink.write_many(records)
                 done.update({(r["kind"], r["distribution"], r["item"]): r for r in records})
-    answers = pd.DataFrame([r for (k, d, _), r in done.items() if (k, d) in {(k2, a.distribution or a.name) for k2, a in jobs}])
+    wanted = {(k, a.distribution or a.name) for k, a in jobs}
+    answers = pd.DataFrame([r for (k, d, _), r in done.items() if (k, d) in wanted])
     table = summarize(answers, targets)
     nmse = {kind: float(g["mse"].mean()) for kind, g in table.groupby("kind")}
     atomic_write_text(out_dir / "pvq_scores.csv", table.to_csv(index=False))

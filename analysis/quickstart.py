@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import yaml
 
+from analysis.data import generation_files
 from vim.errors import InputError
 from vim.io import atomic_write_json, atomic_write_text
 
@@ -187,7 +188,7 @@ def _predict(config: Path) -> Any:
 
 
 def _generation_runs(out_dir: Path) -> list[Path]:
-    runs = sorted({p.parent for p in (out_dir / "generations").glob("*/generations*.jsonl")})
+    runs = sorted({p.parent for p in generation_files(out_dir)})
     if not runs:
         raise InputError(out_dir / "generations", None, None, "the generate step wrote no generations*.jsonl")
     return runs

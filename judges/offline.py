@@ -28,6 +28,7 @@ import logging
 import re
 
 from judges.base import Judgement, check_measure
+from judges.regard import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class OfflineJudge:
         return Judgement(value=float(flagged), label="flagged" if flagged else "unflagged", labels=labels)
 
 
-def regard_cached(model: str = "sasha/regardv3") -> bool:
+def regard_cached(model: str = DEFAULT_MODEL) -> bool:
     """True when the regard classifier is already in the local HF cache (no download needed)."""
     try:
         from huggingface_hub import try_to_load_from_cache

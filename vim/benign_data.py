@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from vim.errors import InputError
 from vim.io import read_jsonl_rows
@@ -150,8 +150,3 @@ def load_benign(task: str, source: str | None = None, split: str = "train", limi
         if limit is not None and len(out) >= limit:
             break
     return out
-
-
-def benign_record_meta(task: str, source: str | None) -> dict[str, Any]:
-    """What to record about a benign data source in adapter metadata."""
-    return {"benign_task": task, "source": source or DEFAULT_SOURCES.get(task)}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vim.data import (SPLITS, build_stage1, build_stage2, count_by, load_arguments, load_survey, split_items,
-                      stratified_cap)
+                      stratified_cap, touche_labels_path)
 from vim.errors import InputError
 from vim.io import atomic_write_json, sha256_file, sha256_text, write_jsonl_atomic
 from vim.values import ValueProfile, load_distributions, read_names
@@ -29,12 +29,8 @@ FORMAT = 1
 def _input_files(path: Path) -> list[Path]:
     if path.is_dir():
         return [path / "value_split" / "train.csv", path / "value_split" / "valid.csv", path / "test.csv"]
-    files = [path]
-    if "arguments-" in path.name:
-        labels = path.with_name(path.name.replace("arguments-", "labels-", 1))
-        if labels.is_file():
-            files.append(labels)
-    return files
+    labels = touche_labels_path(path)
+    return [path, labels] if labels != path and labels.is_file() else [path]
 
 
 def input_hashes(arguments: Path, survey: Path | None) -> list[str]:
