@@ -20,6 +20,7 @@ from vim.collate import Truncation, encode_example, make_collator
 from vim.data import stratified_cap
 from vim.errors import InputError
 from vim.io import read_jsonl, sha256_file
+from vim.prompts import VIM_SYSTEM_PROMPT
 
 STAGE_NAMES = {"argument_generation": 1, "agreement_prediction": 2}
 SPLITS = ("train", "valid", "test")
@@ -42,7 +43,8 @@ class _TextDataModule(LightningDataModule):
     """Shared machinery: tokenizer, chat formatting, encoding, phases and loaders."""
 
     kind = "vim"
-    system_prompt: str | None = None
+    system_prompt: str | None = None  # what setup() uses: chat_system_prompt when the chat template is used
+    chat_system_prompt: str | None = None  # a subclass's system turn for chat-template models
 
     def __init__(self, *, model: str | None, max_length: int, truncation: Truncation, batch_size: int,
                  num_workers: int, max_examples: int | None, use_chat_template: bool | None, packing: bool,
@@ -108,6 +110,7 @@ class _TextDataModule(LightningDataModule):
             from vim.model_loading import load_tokenizer
 
             self.tokenizer = load_tokenizer(self._model_name())
+        self.system_prompt = self.chat_system_prompt if self._chat() else None
         wanted = sorted({s for phase in self.phases for s in phase})
         for st in wanted:
             for split in ("train", "valid"):
@@ -159,6 +162,7 @@ class VIMDataModule(_TextDataModule):
     """VIM training data for one value distribution (prepared on demand by ``vim.prepare``)."""
 
     kind = "vim"
+    chat_system_prompt = VIM_SYSTEM_PROMPT
 
     def __init__(
         self,
@@ -222,7 +226,6 @@ class VIMDataModule(_TextDataModule):
         self.stages = list(stages)
         self.stage_mode = stage_mode
         self.stage2_column_offset_bug = stage2_column_offset_bug
-        self.system_prompt = None  # set in setup once the tokenizer is known
 
     @property
     def phases(self) -> list[list[int]]:
@@ -250,17 +253,6 @@ class VIMDataModule(_TextDataModule):
         prepare_distribution(profile, self.data_dir, arguments=self.arguments, survey=self.survey,
                              threshold=self.threshold, seed=self.seed, max_examples=None,
                              stage2_column_offset_bug=self.stage2_column_offset_bug)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.tokenizer is None:
-            from vim.model_loading import load_tokenizer
-
-            self.tokenizer = load_tokenizer(self._model_name())
-        if self._chat():
-            from vim.prompts import VIM_SYSTEM_PROMPT
-
-            self.system_prompt = VIM_SYSTEM_PROMPT
-        super().setup(stage)
 
     def _load_split(self, stage: int, split: str) -> list[dict[str, Any]]:
         path = self.data_dir / f"stage{stage}_{split}.jsonl"
