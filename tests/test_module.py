@@ -115,3 +115,19 @@ def test_adapter_reloads_and_changes_outputs(fitted):
     saved = {k: v for k, v in tuned.state_dict().items() if "lora_" in k}
     for k, v in best2.items():  # exported weights are the best stage-2 epoch's
         assert torch.equal(saved[k[len("net."):]], v), k
+
+
+def test_best_epoch_reload_under_fsdp_warns_instead_of_silently_doing_nothing(tmp_path):
+    """Lightning's FSDPStrategy.load_model_state_dict is a no-op: the callback must say so, not claim a reload."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from vim.callbacks import StageCallback
+
+    module = SimpleNamespace(adapter_dir=lambda: tmp_path)
+    best = StageCallback._best_path(module, 0)
+    best.parent.mkdir(parents=True)
+    torch.save({"net.x.lora_A.weight": torch.zeros(1)}, best)
+    with pytest.warns(UserWarning, match="not loaded: under FSDP"):
+        assert StageCallback()._load_best(SimpleNamespace(strategy=FSDPStrategy()), module, 0) is False

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vim.adapters import write_metadata
 from vim.io import atomic_write_bytes
@@ -63,6 +63,13 @@ class StageCallback(Callback):
     def _load_best(self, trainer: Trainer, pl_module: LightningModule, phase: int) -> bool:
         path = self._best_path(pl_module, phase)
         if not path.is_file():
+            return False
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if isinstance(trainer.strategy, FSDPStrategy):  # its load_model_state_dict is a no-op (Lightning 2.6)
+            rank_zero_warn(f"{path} not loaded: under FSDP, Lightning does not load weights after setup, so this "
+                           "phase continues from (and the exported adapter holds) the last epoch's LoRA weights, "
+                           "not the best epoch's")
             return False
         state = torch.load(path, map_location="cpu", weights_only=True)
         trainer.strategy.load_model_state_dict({"state_dict": state}, strict=False)
