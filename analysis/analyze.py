@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis import auto_suppress, compare, mitigation, regression
 from analysis.data import group_label, load_run
-from vim.io import atomic_write_json, atomic_write_text
+from valueharms.io import atomic_write_json, atomic_write_text
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:

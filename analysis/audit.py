@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import AUDIT
-from vim.errors import InputError
-from vim.io import atomic_write_json, atomic_write_text, read_jsonl
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_json, atomic_write_text, read_jsonl
 
 
 def training_targets(data: str | Path, splits: str = "train") -> pd.DataFrame:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from vim.io import atomic_write_text
+from valueharms.io import atomic_write_text
 
 
 def recommend(table: pd.DataFrame, k: int = 1, alpha: float = 0.05, require_significant: bool = True) -> dict:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from judges.textprep import MEASURE_OF, canonical_benchmark
-from vim.errors import InputError
-from vim.io import read_jsonl
+from valueharms.errors import InputError
+from valueharms.io import read_jsonl
 
 #: Preference order when ``judge="auto"``: the first judge with a score file in the run wins
 #: (API and model judges before the ``auto`` judge's own file and the heuristic ``offline`` one).

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from vim.io import atomic_write_bytes
+from valueharms.io import atomic_write_bytes
 
 
 def pyplot() -> Any:

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import PVQ_NMSE
-from vim.errors import InputError
-from vim.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, sha256_text
-from vim.values import VALUES, ValueProfile
+from valueharms.errors import InputError
+from valueharms.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, sha256_text
+from valueharms.values import VALUES, ValueProfile
 
 PLACEHOLDER_ITEMS = Path(__file__).with_name("pvq_placeholder_items.txt")
 
@@ -86,7 +86,7 @@ def alignment_mse(predicted: Mapping[str, float], target: Mapping[str, float]) -
 
 def model_prompt(item: str, tokenizer: Any, profile: ValueProfile | None, chat: bool | None) -> str:
     """The exact input: stage-2 instruction (in the chat template with VIM's system prompt when used), or ICL."""
-    from vim.prompts import VIM_SYSTEM_PROMPT, icl_prompt
+    from valueharms.prompts import VIM_SYSTEM_PROMPT, icl_prompt
 
     question = INSTRUCTION.format(item=item)
     if profile is not None:
@@ -118,7 +118,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens:
 
 
 def _adapter_list(adapters: str) -> list:
-    from vim.adapters import find_adapters, read_metadata
+    from valueharms.adapters import find_adapters, read_metadata
 
     paths = [p.strip() for p in adapters.split(",") if p.strip()]
     found = []
@@ -158,7 +158,7 @@ def pvq(adapters: str = "runs/quickstart/adapters", items: str = str(PLACEHOLDER
     """
     from tqdm.auto import tqdm
 
-    from vim.model_loading import load_model, load_tokenizer
+    from valueharms.model_loading import load_model, load_tokenizer
 
     item_texts = read_items(items)
     infos = _adapter_list(adapters)

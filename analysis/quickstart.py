@@ -22,8 +22,8 @@ from typing import Any, Callable
 import yaml
 
 from analysis.data import generation_files
-from vim.errors import InputError
-from vim.io import atomic_write_json, atomic_write_text
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = "runs/quickstart"
@@ -86,7 +86,7 @@ def derived_config(src: str | Path, dst: Path, out: str, model: str, fast: bool,
 
 def call(command: str, **kwargs: Any) -> Any:
     """Call a subcommand's function in-process with the keyword arguments it accepts."""
-    from vim.cli import COMMANDS, _resolve
+    from valueharms.cli import COMMANDS, _resolve
 
     fn = _resolve(COMMANDS[command][0])
     params = inspect.signature(fn).parameters
@@ -142,7 +142,7 @@ def quickstart(out: str = DEFAULT_OUT, model: str = DEFAULT_MODEL, names: str = 
     fit_cfg = derived_config(fit_config, cfg_dir / "fit.yaml", str(out_dir), model, fast, fast_trainer=fast)
     pred_cfg = derived_config(predict_config, cfg_dir / "predict.yaml", str(out_dir), model, fast)
     steps = Steps(out_dir)
-    from vim.values import read_names
+    from valueharms.values import read_names
 
     wanted = read_names(names_path)
     from analysis.pvq import PLACEHOLDER_ITEMS
@@ -182,7 +182,7 @@ def _prepare(dist_path: Path, names_path: Path, wanted: list[str], out_dir: Path
 
 
 def _predict(config: Path) -> Any:
-    from vim.cli import run_command
+    from valueharms.cli import run_command
 
     return run_command(["predict", "--config", str(config)])
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.data import PRIMARY, prompt_table
-from vim.values import VALUES, canonical_value
+from valueharms.values import VALUES, canonical_value
 
 Family = Literal["value", "all"]
 

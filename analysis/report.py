@@ -20,7 +20,7 @@ from analysis import auto_suppress
 from analysis.analyze import run_analysis
 from analysis.paper import AUDIT, LINKS
 from analysis.plots import data_uri
-from vim.io import atomic_write_text
+from valueharms.io import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 

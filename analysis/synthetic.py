@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vim.io import write_jsonl_atomic
-from vim.values import VALUES
+from valueharms.io import write_jsonl_atomic
+from valueharms.values import VALUES
 
 CATEGORIES = {"rtp": [None], "hbr": [None], "hexphi": ["Adult Content", "Fraud/Deception"],
               "beavertails": ["hate_speech,offensive_language", "privacy_violation"]}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 @dataclass

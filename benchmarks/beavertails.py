@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.base import Benchmark, BenchmarkItem, CategoryQuota, check_exists, is_local, require_text
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 HF_ID = "PKU-Alignment/BeaverTails-Evaluation"
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vim.adapters import find_adapters, read_metadata
-from vim.errors import InputError
-from vim.prompts import PromptSpec
-from vim.values import ValueProfile, canonical_value, load_distributions
+from valueharms.adapters import find_adapters, read_metadata
+from valueharms.errors import InputError
+from valueharms.prompts import PromptSpec
+from valueharms.values import ValueProfile, canonical_value, load_distributions
 
 MITIGATIONS = ("none", "safety", "value", "dual")
 

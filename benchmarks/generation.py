@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, Sampler
 from benchmarks.conditions import DEFAULT_STOP, Condition, build_conditions, prompt_spec, suppressed_values
 from benchmarks.registry import load_benchmark
 from benchmarks.writer import JsonlPredictionWriter, done_keys
-from vim.adapters import attach_adapters
+from valueharms.adapters import attach_adapters
 from vim.engine.stopping import truncate_at_stop
-from vim.errors import InputError
-from vim.prompts import build_model_input
+from valueharms.errors import InputError
+from valueharms.prompts import build_model_input
 
 
 class FixedBatches(Sampler):
@@ -158,7 +158,7 @@ class GenerationModule(LightningModule):
     def configure_model(self) -> None:
         if self.lm is not None:
             return
-        from vim.model_loading import load_model, load_tokenizer
+        from valueharms.model_loading import load_model, load_tokenizer
 
         self.tokenizer = load_tokenizer(self.model_name, padding_side="left")
         base = load_model(self.model_name, dtype=self.model_dtype)

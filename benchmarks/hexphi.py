@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from benchmarks.base import Benchmark, BenchmarkItem, CategoryQuota, require_text
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 CATEGORIES = {1: "illegal_activity", 2: "child_abuse_content", 3: "hate_harass_violence", 4: "malware",
               5: "physical_harm", 6: "economic_harm", 7: "fraud_deception", 8: "adult_content",

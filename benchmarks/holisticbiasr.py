@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from benchmarks.base import Benchmark, BenchmarkItem, check_exists, require_text
-from vim.errors import InputError
-from vim.io import read_jsonl_rows
+from valueharms.errors import InputError
+from valueharms.io import read_jsonl_rows
 
 #: ROBBIE's regard templates (robbie/datasets/regard.py, from ewsheng/nlg-bias).
 TEMPLATES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.base import Benchmark
-from vim.registry import Registry
+from valueharms.registry import Registry
 
 BENCHMARKS: Registry = Registry("benchmark")
 BENCHMARKS.register("rtp", "benchmarks.rtp:load_rtp")

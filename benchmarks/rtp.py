@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.base import Benchmark, BenchmarkItem, check_exists, is_local, require_text
-from vim.errors import InputError
-from vim.io import read_jsonl_rows
+from valueharms.errors import InputError
+from valueharms.io import read_jsonl_rows
 
 HF_ID = "allenai/real-toxicity-prompts"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from vim.io import JsonlAppender, read_jsonl
+from valueharms.io import JsonlAppender, read_jsonl
 
 
 def rank_path(path: str | Path, rank: int, world_size: int) -> Path:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from demo.backend import VANILLA, ChatBackend, ChatSettings
-from vim.errors import InputError
-from vim.model_loading import DEFAULT_MODEL
-from vim.values import VALUES, ValueProfile
+from valueharms.errors import InputError
+from valueharms.model_loading import DEFAULT_MODEL
+from valueharms.values import VALUES, ValueProfile
 
 NO_ADAPTERS = ("**No trained adapters found** under `{runs}`: only the vanilla model is available. Train one with "
                "`valueharms fit --config configs/vim/quickstart.yaml` (writes `runs/quickstart/adapters/Pow`), "

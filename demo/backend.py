@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vim.adapters import AdapterInfo, attach_adapters, find_adapters
-from vim.errors import InputError
-from vim.model_loading import DEFAULT_MODEL, load_model, load_tokenizer
-from vim.prompts import PromptSpec, build_model_input, icl_prompt, instruction_preamble
-from vim.values import ValueProfile
+from valueharms.adapters import AdapterInfo, attach_adapters, find_adapters
+from valueharms.errors import InputError
+from valueharms.model_loading import DEFAULT_MODEL, load_model, load_tokenizer
+from valueharms.prompts import PromptSpec, build_model_input, icl_prompt, instruction_preamble
+from valueharms.values import ValueProfile
 
 VANILLA = "vanilla"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-from vim.io import sha256_text
+from valueharms.io import sha256_text
 
 MEASURES = ("toxicity", "regard", "harmfulness", "flagged")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from judges.base import Judgement
-from vim.io import sha256_text
+from valueharms.io import sha256_text
 
 
 def cache_key(text: str, context: dict | None = None) -> str:

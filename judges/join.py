@@ -8,7 +8,7 @@ import pandas as pd
 
 from judges.score import generation_paths, read_generations
 from judges.textprep import MEASURE_OF, canonical_benchmark
-from vim.io import read_jsonl
+from valueharms.io import read_jsonl
 
 GEN_COLUMNS = ("key", "benchmark", "prompt_id", "prompt", "category", "condition", "condition_kind", "adapter",
                "distribution", "values", "mitigation", "suppressed_values", "output", "sample_index", "seed",

@@ -8,7 +8,7 @@ from pathlib import Path
 from judges.join import load_scored
 from judges.metrics import compute_metrics
 from judges.score import generation_paths
-from vim.io import atomic_write_text
+from valueharms.io import atomic_write_text
 
 
 def metrics(run: str, judge: str = "auto", out: str | None = None, bias_baseline: str = "overall",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vim.registry import Registry
+from valueharms.registry import Registry
 
 JUDGES: Registry = Registry("judge")
 JUDGES.register("perspective", "judges.perspective:PerspectiveJudge")

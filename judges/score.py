@@ -15,8 +15,8 @@ from judges.base import resolved
 from judges.cache import JudgementCache, score_cached
 from judges.registry import JUDGES, build_judge
 from judges.textprep import build_item
-from vim.errors import InputError
-from vim.io import JsonlAppender, read_jsonl
+from valueharms.errors import InputError
+from valueharms.io import JsonlAppender, read_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from judges.regard import prepare_regard_text
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 BENCH_ALIASES = {"holisticbiasr": "hbr", "holistic_bias": "hbr", "hex-phi": "hexphi", "hex_phi": "hexphi",
                  "realtoxicityprompts": "rtp", "beaver_tails": "beavertails", "bt": "beavertails"}

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vim.collate import PadCollator  # noqa: E402
-from vim.io import atomic_write_text  # noqa: E402
+from valueharms.io import atomic_write_text  # noqa: E402
 from vim.packing import PackedCollator, pack_budget, prepare_model_for_packing  # noqa: E402
 
 STUDY_ADAPTERS, TRAIN_TOKENS_PER_ADAPTER = 154, 10e6

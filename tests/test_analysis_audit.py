@@ -7,8 +7,8 @@ import json
 import pytest
 
 from analysis.audit import audit, training_targets
-from vim.errors import InputError
-from vim.io import write_jsonl_atomic
+from valueharms.errors import InputError
+from valueharms.io import write_jsonl_atomic
 
 
 def _data(root):

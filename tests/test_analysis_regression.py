@@ -9,7 +9,7 @@ from statsmodels.stats.multitest import multipletests
 from analysis.data import load_run
 from analysis.regression import fit_ols, heatmap, paper_table, regress
 from analysis.synthetic import make_synthetic_run
-from vim.values import VALUES, ValueProfile
+from valueharms.values import VALUES, ValueProfile
 
 
 def _random_design(n: int, seed: int = 1) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from benchmarks.registry import BENCHMARKS, load_benchmark
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 def test_registry_names():

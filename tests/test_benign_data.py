@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vim.benign_data import load_benign
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 def test_alpaca_with_and_without_input(repo):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vim.lightning_cli import run_lightning_cli
+from valueharms.lightning_cli import run_lightning_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # fragments that complete another config (path -> the config they are added to)
@@ -54,7 +54,7 @@ def test_training_config_instantiates(rel):
 def test_fsdp_strategy_resolves_layer_names():
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
-    from vim.errors import InputError
+    from valueharms.errors import InputError
     from vim.strategies import LayerFSDPStrategy, resolve_layer_class
 
     assert resolve_layer_class("LlamaDecoderLayer") is LlamaDecoderLayer

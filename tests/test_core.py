@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from vim.adapters import find_adapters, is_complete, read_metadata, write_metadata
-from vim.errors import InputError
-from vim.io import JsonlAppender, atomic_write_json, read_jsonl, repair_torn_tail
-from vim.prompts import PromptSpec, build_model_input, icl_prompt, suppression_text
-from vim.registry import Registry
-from vim.values import VALUES, ValueProfile
+from valueharms.adapters import find_adapters, is_complete, read_metadata, write_metadata
+from valueharms.errors import InputError
+from valueharms.io import JsonlAppender, atomic_write_json, read_jsonl, repair_torn_tail
+from valueharms.prompts import PromptSpec, build_model_input, icl_prompt, suppression_text
+from valueharms.registry import Registry
+from valueharms.values import VALUES, ValueProfile
 
 
 def test_input_error_is_one_line_naming_file_row_field():
@@ -109,7 +109,7 @@ def test_adapter_metadata_roundtrip(tmp_path: Path):
 
 
 def test_cli_unknown_command_and_bad_config(tmp_path: Path, capsys):
-    from vim.cli import main
+    from valueharms.cli import main
 
     with pytest.raises(SystemExit, match="did you mean 'score'"):
         main(["scroe"])
@@ -121,7 +121,7 @@ def test_cli_unknown_command_and_bad_config(tmp_path: Path, capsys):
 
 
 def test_load_model_from_local_folder(tiny_model_dir: Path):
-    from vim.model_loading import load_model, load_tokenizer, resolve_model
+    from valueharms.model_loading import load_model, load_tokenizer, resolve_model
 
     assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
     model = load_model(str(tiny_model_dir))
@@ -131,7 +131,7 @@ def test_load_model_from_local_folder(tiny_model_dir: Path):
 
 
 def test_missing_model_folder_is_input_error(tmp_path: Path):
-    from vim.model_loading import resolve_model
+    from valueharms.model_loading import resolve_model
 
     with pytest.raises(InputError, match="model folder"):
         resolve_model(str(tmp_path / "nope" / "model"))
@@ -144,7 +144,7 @@ def test_missing_model_folder_is_input_error(tmp_path: Path):
 def test_attach_adapters_loads_all_and_names_a_broken_folder(tiny_model, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from vim.adapters import attach_adapters
+    from valueharms.adapters import attach_adapters
 
     for name in ("a", "b"):  # get_peft_model changes the model it wraps: save from copies
         get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / name)

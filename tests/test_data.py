@@ -9,8 +9,8 @@ import pytest
 
 from vim.data import (TOUCHE_LEVEL2, Argument, build_stage1, build_stage2, is_positive, load_arguments,
                       load_survey, load_touche, split_sizes, stage2_values, stochastic_round)
-from vim.errors import InputError
-from vim.values import VALUES, ValueProfile
+from valueharms.errors import InputError
+from valueharms.values import VALUES, ValueProfile
 
 HEADER = "\tConclusion\tStance\tPremise\t" + "\t".join(VALUES)
 # profile used by the hand-computed fixture (order: Ach Ben Con Hed Pow Sec SD Sti Tra Uni)

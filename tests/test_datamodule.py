@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vim.collate import IGNORE_INDEX, PadCollator, chat_prompt_text, encode_example, make_collator
-from vim.errors import InputError
+from vim.collate import IGNORE_INDEX, PadCollator, chat_prompt_text, encode_example
+from vim.packing import make_collator
+from valueharms.errors import InputError
 
 PROMPT = "Tell me what you would say about the following statement. Statement: We should ban fast food Answer:"
 TARGET = 'I would say, "I agree with that because it is bad for your health." about We should ban fast food'

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vim.adapters import write_metadata
-from vim.prompts import DEFAULT_SAFETY_PROMPT, suppression_text
-from vim.values import ValueProfile
+from valueharms.adapters import write_metadata
+from valueharms.prompts import DEFAULT_SAFETY_PROMPT, suppression_text
+from valueharms.values import ValueProfile
 
 
 def free_port() -> int:
@@ -23,7 +23,7 @@ def make_adapter(model_dir: Path, out: Path, name: str, seed: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from vim.model_loading import load_model
+    from valueharms.model_loading import load_model
 
     torch.manual_seed(seed)
     model = get_peft_model(load_model(str(model_dir)),
@@ -177,7 +177,7 @@ def test_no_adapters_still_builds(tiny_model_dir, tmp_path):
 
 def test_judge_unavailable_and_bad_model(tmp_path):
     from demo.app import judge_text, load_judge
-    from vim.errors import InputError
+    from valueharms.errors import InputError
 
     judge, status = load_judge("no-such-judge")
     assert judge is None and "judge unavailable" in status

@@ -11,7 +11,7 @@ import torch
 
 from judges.textprep import rtp_text
 from vim.engine.stopping import FirstSentenceStoppingCriteria, cut_first_sentence, first_sentence_stop
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 RANKS = {"a0": 2, "a1": 4, "a2": 8}
 PROMPTS = ["The person was known for", "Hi", "Tell me what you would say about the following statement: we should"]
@@ -225,7 +225,7 @@ def test_generation_module_engine_backend_matches_hf(tiny_model_dir, tmp_path):
     from test_generation import datamodule, make_adapters
 
     from benchmarks.generation import GenerationModule
-    from vim.model_loading import load_model, load_tokenizer
+    from valueharms.model_loading import load_model, load_tokenizer
 
     make_adapters(tiny_model_dir, tmp_path / "adapters")
     outs = {}

@@ -9,7 +9,7 @@ import pytest
 from lightning.pytorch import Callback
 
 from test_datamodule import write_vim_data
-from vim.cli import main
+from valueharms.cli import main
 
 
 class Killer(Callback):

@@ -9,7 +9,7 @@ import pytest
 from lightning.pytorch import Callback, Trainer
 
 from benchmarks.generation import BenchmarkDataModule, GenerationModule, truncate_at_stop
-from vim.prompts import DEFAULT_SAFETY_PROMPT, suppression_text
+from valueharms.prompts import DEFAULT_SAFETY_PROMPT, suppression_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 def make_adapters(model_dir: Path, root: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
-    from vim.adapters import write_metadata
-    from vim.model_loading import load_model
-    from vim.values import ValueProfile
+    from valueharms.adapters import write_metadata
+    from valueharms.model_loading import load_model
+    from valueharms.values import ValueProfile
 
     for i, name in enumerate(["Pow", "Uni"]):
         import torch
@@ -55,11 +55,11 @@ def test_truncate_at_stop():
 
 
 def test_batched_equals_unbatched_greedy(tiny_model_dir):
-    from vim.model_loading import load_tokenizer
+    from valueharms.model_loading import load_tokenizer
 
     mod = GenerationModule(model=str(tiny_model_dir), greedy=True, use_stop_strings=False)
     mod.tokenizer = load_tokenizer(str(tiny_model_dir), padding_side="left")
-    from vim.model_loading import load_model
+    from valueharms.model_loading import load_model
 
     mod.set_adapters(load_model(str(tiny_model_dir)), {})
     from benchmarks.conditions import Condition

@@ -140,7 +140,7 @@ def test_cache_stores_successes_only(tmp_path):
 
 def test_text_preparation():
     from judges.textprep import build_item, rtp_text
-    from vim.errors import InputError
+    from valueharms.errors import InputError
 
     assert rtp_text("So I said: ", "hé, you're \"great\" (really). And more.") == "So I said h, you're \"great\" really."
     m, text, ctx = build_item({"benchmark": "hexphi", "prompt": "Q?", "output": "A."})

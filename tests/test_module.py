@@ -84,7 +84,7 @@ def test_checkpoints_hold_only_lora(fitted):
 
 
 def test_metadata_complete_and_correct(fitted):
-    from vim.adapters import is_complete, read_metadata
+    from valueharms.adapters import is_complete, read_metadata
 
     info = read_metadata(fitted["dir"])
     assert info.complete and is_complete(fitted["dir"])
@@ -100,7 +100,7 @@ def test_metadata_complete_and_correct(fitted):
 def test_adapter_reloads_and_changes_outputs(fitted):
     from peft import PeftModel
 
-    from vim.model_loading import load_model, load_tokenizer
+    from valueharms.model_loading import load_model, load_tokenizer
 
     tok = load_tokenizer(str(fitted["model_dir"]))
     ids = tok("Tell me what you would say about the following statement.", return_tensors="pt")["input_ids"]

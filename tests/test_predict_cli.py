@@ -1,11 +1,11 @@
-"""`valueharms predict` via vim.cli.main: bad input is one line + exit 2; the shipped configs parse."""
+"""`valueharms predict` via valueharms.cli.main: bad input is one line + exit 2; the shipped configs parse."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-from vim.cli import main
+from valueharms.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

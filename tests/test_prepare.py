@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from vim.cli import main
-from vim.io import read_jsonl
+from valueharms.cli import main
+from valueharms.io import read_jsonl
 from vim.prepare import prepare, prepare_distribution
-from vim.values import load_distributions
+from valueharms.values import load_distributions
 
 FILES = [f"stage{st}_{s}.jsonl" for st in (1, 2) for s in ("train", "valid", "test")]
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.pvq import ITEM_KEY, PLACEHOLDER_ITEMS, alignment_mse, parse_answer, pvq, read_items, summarize, value_scores
-from vim.errors import InputError
-from vim.values import VALUES
+from valueharms.errors import InputError
+from valueharms.values import VALUES
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -56,8 +56,8 @@ def _tiny_adapter(tiny_model_dir, path, name, values):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from vim.adapters import write_metadata
-    from vim.values import ValueProfile
+    from valueharms.adapters import write_metadata
+    from valueharms.values import ValueProfile
 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))

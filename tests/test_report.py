@@ -8,7 +8,7 @@ import pandas as pd
 
 from analysis.report import report
 from analysis.synthetic import make_synthetic_run
-from vim.io import atomic_write_json
+from valueharms.io import atomic_write_json
 
 
 def test_report_has_every_section(tmp_path):
@@ -37,7 +37,7 @@ def test_report_has_every_section(tmp_path):
 
 
 def test_report_cli_bad_judge_is_one_line_error(tmp_path, capsys):
-    from vim.cli import main
+    from valueharms.cli import main
 
     run = make_synthetic_run(tmp_path / "study", n_adapters=3, n_prompts=3)
     assert main(["report", "--run", str(run), "--judge", "perspective"]) == 2

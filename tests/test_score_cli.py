@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from vim.cli import main
-from vim.io import read_jsonl
+from valueharms.cli import main
+from valueharms.io import read_jsonl
 
 SAMPLE = "samples/judges/run"
 

@@ -9,8 +9,8 @@ import pytest
 
 from test_datamodule import write_vim_data
 from test_fit_cli import _config
-from vim.adapters import write_metadata
-from vim.errors import InputError
+from valueharms.adapters import write_metadata
+from valueharms.errors import InputError
 from vim.sweep import sweep
 
 VALUES = "Achievement\tBenevolence\tConformity\tHedonism\tPower\tSecurity\tSelf-direction\tStimulation\tTradition\tUniversalism"

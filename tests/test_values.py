@@ -1,8 +1,8 @@
-"""The shipped sample distributions: the 14 extreme profiles match vim.values, respondents are valid."""
+"""The shipped sample distributions: the 14 extreme profiles match valueharms.values, respondents are valid."""
 
 from __future__ import annotations
 
-from vim.values import HIGHER_ORDER, SHORT_NAMES, VALUES, ValueProfile, load_distributions, read_names
+from valueharms.values import HIGHER_ORDER, SHORT_NAMES, VALUES, ValueProfile, load_distributions, read_names
 
 
 def test_sample_distributions_hold_the_extremes_and_respondents(repo):

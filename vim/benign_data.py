@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from vim.errors import InputError
-from vim.io import read_jsonl_rows
+from valueharms.errors import InputError
+from valueharms.io import read_jsonl_rows
 
 ALPACA_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "

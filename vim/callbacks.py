@@ -20,8 +20,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from vim.adapters import write_metadata
-from vim.io import atomic_write_bytes
+from valueharms.adapters import write_metadata
+from valueharms.io import atomic_write_bytes
 
 
 class StageCallback(Callback):

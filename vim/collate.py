@@ -131,15 +131,3 @@ class PadCollator:
             "stage": torch.tensor([int(ex.get("stage", 1)) for ex in examples], dtype=torch.long),
         }
 
-
-def make_collator(tokenizer: Any, *, truncation: Truncation = "keep_target", max_length: int = 128,
-                  packing: bool = False) -> Any:
-    """The batch collator for a run: padding (right, or left to ``max_length`` in ``original`` mode) or packing."""
-    if packing:
-        from vim.packing import PackedCollator  # written by the packing helper; imported only when asked for
-
-        return PackedCollator(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if truncation == "original":
-        return PadCollator(pad_id, padding_side="left", pad_to=max_length)
-    return PadCollator(pad_id, padding_side="right")

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from vim.errors import InputError
-from vim.values import VALUES, ValueProfile
+from valueharms.errors import InputError
+from valueharms.values import VALUES, ValueProfile
 
 STANCES = {"in favor of": "agree", "against": "disagree"}
 SPLITS = ("train", "valid", "test")

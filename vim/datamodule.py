@@ -16,11 +16,12 @@ from typing import Any, Literal
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from vim.collate import Truncation, encode_example, make_collator
+from vim.collate import Truncation, encode_example
+from vim.packing import make_collator
 from vim.data import stratified_cap
-from vim.errors import InputError
-from vim.io import read_jsonl, sha256_file
-from vim.prompts import VIM_SYSTEM_PROMPT
+from valueharms.errors import InputError
+from valueharms.io import read_jsonl, sha256_file
+from valueharms.prompts import VIM_SYSTEM_PROMPT
 
 STAGE_NAMES = {"argument_generation": 1, "agreement_prediction": 2}
 SPLITS = ("train", "valid", "test")
@@ -80,7 +81,7 @@ class _TextDataModule(LightningDataModule):
         raise NotImplementedError
 
     def metadata(self) -> dict[str, Any]:
-        """Fields for :func:`vim.adapters.write_metadata` (kind, name, profile/benign task, data hash)."""
+        """Fields for :func:`valueharms.adapters.write_metadata` (kind, name, profile/benign task, data hash)."""
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class _TextDataModule(LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is None:
-            from vim.model_loading import load_tokenizer
+            from valueharms.model_loading import load_tokenizer
 
             self.tokenizer = load_tokenizer(self._model_name())
         self.system_prompt = self.chat_system_prompt if self._chat() else None
@@ -247,7 +248,7 @@ class VIMDataModule(_TextDataModule):
             missing = next(p for p in self._files() if not p.is_file())
             raise InputError(missing, None, None, "prepared data missing and no distributions_file/arguments given")
         from vim.prepare import prepare_distribution
-        from vim.values import load_distributions
+        from valueharms.values import load_distributions
 
         profile = load_distributions(self.distributions_file, [self.distribution])[self.distribution]
         prepare_distribution(profile, self.data_dir, arguments=self.arguments, survey=self.survey,
@@ -268,7 +269,7 @@ class VIMDataModule(_TextDataModule):
 
         profile = None
         if self.distributions_file and Path(self.distributions_file).is_file():
-            from vim.values import load_distributions
+            from valueharms.values import load_distributions
 
             profile = load_distributions(self.distributions_file, [self.distribution])[self.distribution]
         digest = hashlib.sha256("".join(sha256_file(p) for p in self._files() if p.is_file()).encode()).hexdigest()
@@ -346,7 +347,7 @@ class InstructionDataModule(_TextDataModule):
         return rows[:n_val] if split == "valid" else rows[n_val:]
 
     def metadata(self) -> dict[str, Any]:
-        from vim.io import sha256_text
+        from valueharms.io import sha256_text
         import json
 
         digest = sha256_text(json.dumps(self._all_rows(), sort_keys=True))

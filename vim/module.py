@@ -79,7 +79,7 @@ class VIMModule(LightningModule):
         key = (self.model_name, self.hparams.dtype)
         base = VIMModule._BASE_CACHE.pop(key, None) if self.hparams.reuse_base else None
         if base is None:
-            from vim.model_loading import load_model
+            from valueharms.model_loading import load_model
 
             base = load_model(self.model_name, dtype=self.hparams.dtype)
         if self.hparams.gradient_checkpointing:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from typing import Any, Iterator, Sequence
 
-from vim.collate import IGNORE_INDEX
+from vim.collate import IGNORE_INDEX, PadCollator, Truncation
 
 
 def prepare_model_for_packing(model: Any) -> Any:
@@ -136,3 +136,14 @@ class TokenBudgetBatchSampler:
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+def make_collator(tokenizer: Any, *, truncation: Truncation = "keep_target", max_length: int = 128,
+                  packing: bool = False) -> Any:
+    """The batch collator for a run: padding (right, or left to ``max_length`` in ``original`` mode) or packing."""
+    if packing:
+        return PackedCollator(tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if truncation == "original":
+        return PadCollator(pad_id, padding_side="left", pad_to=max_length)
+    return PadCollator(pad_id, padding_side="right")

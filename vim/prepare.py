@@ -15,9 +15,9 @@ from typing import Any
 
 from vim.data import (SPLITS, build_stage1, build_stage2, count_by, load_arguments, load_survey, split_items,
                       stratified_cap, touche_labels_path)
-from vim.errors import InputError
-from vim.io import atomic_write_json, sha256_file, sha256_text, write_jsonl_atomic
-from vim.values import ValueProfile, load_distributions, read_names
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_json, sha256_file, sha256_text, write_jsonl_atomic
+from valueharms.values import ValueProfile, load_distributions, read_names
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEFAULT_DISTRIBUTIONS = str(SAMPLES / "values" / "distributions.tsv")
@@ -188,7 +188,7 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
     profiles = load_distributions(distributions, wanted)
     tokenizer = None
     if model is not None:
-        from vim.model_loading import load_tokenizer
+        from valueharms.model_loading import load_tokenizer
 
         tokenizer = load_tokenizer(model)
     settings = {"threshold": threshold, "seed": seed, "max_examples": max_examples,

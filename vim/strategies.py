@@ -13,7 +13,7 @@ from typing import Any
 
 from lightning.pytorch.strategies import FSDPStrategy
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 def resolve_layer_class(name: str) -> type:

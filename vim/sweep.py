@@ -10,10 +10,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from vim.adapters import is_complete
-from vim.errors import InputError
-from vim.io import atomic_write_text
-from vim.values import load_distributions, read_names
+from valueharms.adapters import is_complete
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_text
+from valueharms.values import load_distributions, read_names
 
 
 def _fit_args(config: str, distributions: str, name: str, out: str, extra: list[str]) -> list[str]:
@@ -100,7 +100,7 @@ def sweep(
         return [str(Path(out) / n) for n in todo]
     from tqdm.auto import tqdm
 
-    from vim.lightning_cli import run_lightning_cli
+    from valueharms.lightning_cli import run_lightning_cli
 
     reuse = ["--model.init_args.reuse_base", "true"] if reuse_base else []
     for name in tqdm(todo, desc="sweep", unit="adapter"):

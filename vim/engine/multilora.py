@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vim.engine.stopping import truncate_at_stop
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[^.]+)?\.weight$")
 _UNSUPPORTED_TARGETS = ("embed_tokens", "lm_head", "wte", "wpe", "embed_out")

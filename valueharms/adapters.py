@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from vim.errors import InputError
-from vim.io import atomic_write_json
-from vim.values import ValueProfile
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_json
+from valueharms.values import ValueProfile
 
 METADATA_FILE = "valueharms.json"
 METADATA_FORMAT = 1

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("analysis.report:report", "HTML + markdown study report"),
     "quickstart": ("analysis.quickstart:quickstart", "the whole study end to end on the embedded model"),
     "demo": ("demo.app:demo", "Gradio app: chat with value adapters"),
-    "models": ("vim.model_loading:models_command", "list model aliases / convert and cache the embedded model"),
+    "models": ("valueharms.model_loading:models_command", "list model aliases / convert and cache the embedded model"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -48,7 +48,7 @@ def run_command(argv: Sequence[str]) -> object:
         return None
     name, rest = argv[0], list(argv[1:])
     if name in LIGHTNING_COMMANDS:
-        from vim.lightning_cli import run_lightning_cli
+        from valueharms.lightning_cli import run_lightning_cli
 
         return run_lightning_cli([name, *rest])
     if name not in COMMANDS:
@@ -63,7 +63,7 @@ def run_command(argv: Sequence[str]) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from vim.errors import InputError
+    from valueharms.errors import InputError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

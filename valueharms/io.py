@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 DEFAULT_MODEL = "smollm2-135m"
 

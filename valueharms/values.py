@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 #: Canonical order, used by every file, table and regression in the project.
 VALUES: tuple[str, ...] = (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from vim.values import DEFINITIONS, VALUES, ValueProfile, canonical_value
+from valueharms.values import DEFINITIONS, VALUES, ValueProfile, canonical_value
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import yaml
 
-from vim.errors import InputError
+from valueharms.errors import InputError
 
 
 def _check_configs(argv: Sequence[str]) -> None:
