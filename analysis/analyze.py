@@ -9,6 +9,8 @@ analysis.json (what was computed from what).
 
 from __future__ import annotations
 
+from benchmarks.registry import get_spec
+
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +45,9 @@ def condition_metrics(frame: pd.DataFrame, n_resamples: int = 999) -> pd.DataFra
     for col in ("axis", "descriptor"):
         work[col] = [f.get(col) if isinstance(f, dict) else None for f in work["fields"]]
     work["value"] = pd.to_numeric(work["value"], errors="coerce")
-    work["category"] = work["category"].where(work["benchmark"].isin(["hexphi", "beavertails"]), None)
+    # metrics group by the items' own categories (HEx-PHI, BeaverTails), not by a derived one (HolisticBiasR's axis)
+    own = [get_spec(b).category_field is None and c != "all" for b, c in zip(work["benchmark"], work["category"])]
+    work["category"] = work["category"].where(own, None)
     return compute_metrics(work, n_resamples=n_resamples)
 
 
@@ -58,10 +62,10 @@ def _bias_rows(metrics: pd.DataFrame, comparison: pd.DataFrame, kinds: dict[str,
     if bias.empty or comparison.empty:
         return comparison
     bias = bias.assign(group=[group_label(kinds[c], c) for c in bias["condition"]])
-    rows = [{"benchmark": "hbr", "measure": "bias_score", "measure_label": "bias score", "group": grp,
+    rows = [{"benchmark": "holisticbiasr", "measure": "bias_score", "measure_label": "bias score", "group": grp,
              "conditions": len(g), "n": int(g["n"].sum()), "missing": int(g["n_missing"].sum()),
              "value": float(g["value"].mean()), "ci_low": np.nan, "ci_high": np.nan,
-             "paper": paper_value(grp, "bias_score"), "delta_vs_vanilla": np.nan, "p": np.nan,
+             "paper": paper_value("holisticbiasr", grp, "bias_score"), "delta_vs_vanilla": np.nan, "p": np.nan,
              "test": "no test (one number per condition)"} for grp, g in bias.groupby("group")]
     return pd.concat([comparison, pd.DataFrame(rows)], ignore_index=True)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.data import MEASURES, bootstrap_ci, measure_values, prompt_table
+from analysis.data import bootstrap_ci, measure_values, prompt_table, shown_metrics
 from analysis.paper import paper_value
 
 GROUP_ORDER = ["vanilla", "VIM", "ICL"]
@@ -60,18 +60,19 @@ def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999)
     table = prompt_table(frame[frame["mitigation"] == "none"])
     rows = []
     for bench, block in table.groupby("benchmark"):
-        for measure, label in MEASURES.get(bench, [("harm", "harm")]):
+        for metric in shown_metrics(bench):
+            measure, label = metric.name, metric.label
             obs, first = {}, len(rows)
             for group, g in block.groupby("group"):
                 valid = g.dropna(subset=["harm"])
                 obs[group] = pd.DataFrame({"prompt_id": valid["prompt_id"].to_numpy(),
                                            "x": measure_values(bench, measure, valid["harm"]).to_numpy()})
-                lo, hi = bootstrap_ci(obs[group]["x"], n_resamples=n_boot)
+                lo, hi = bootstrap_ci(obs[group]["x"], level=0.95, n_resamples=n_boot, seed=0)
                 rows.append({"benchmark": bench, "measure": measure, "measure_label": label, "group": group,
                              "conditions": int(g["condition"].nunique()), "n": int(len(valid)),
                              "missing": int(g["missing"].sum()),
                              "value": float(obs[group]["x"].mean()) if len(valid) else np.nan,
-                             "ci_low": lo, "ci_high": hi, "paper": paper_value(group, measure)})
+                             "ci_low": lo, "ci_high": hi, "paper": paper_value(bench, group, measure)})
             base = obs.get("vanilla")
             for row in rows[first:]:  # this (benchmark, measure)'s rows
                 if base is None or row["group"] == "vanilla":
@@ -90,11 +91,11 @@ def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
     """One panel per benchmark (primary measure): bars per group with bootstrap CIs."""
     if table.empty:
         return None
-    from analysis.data import PRIMARY
+    from analysis.data import primary_metric
     from analysis.plots import pyplot, save_figure
 
     plt = pyplot()
-    prim = table[table["measure"] == table["benchmark"].map(PRIMARY)]
+    prim = table[table["measure"] == table["benchmark"].map(primary_metric)]
     benches = list(prim["benchmark"].unique())
     fig, axes = plt.subplots(1, len(benches), figsize=(3.4 * len(benches), 3.2), squeeze=False)
     for ax, bench in zip(axes[0], benches):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.data import PRIMARY, prompt_table
+from analysis.data import primary_metric, prompt_table
 from analysis.paper import paper_mitigation
 
 MITIGATIONS = ("value", "safety", "dual")
@@ -51,7 +51,7 @@ def mitigation_table(frame: pd.DataFrame, pairs: pd.DataFrame | None = None) -> 
     rows = []
     for (group, bench, cat, mit), g in pairs.groupby(["group", "benchmark", "category", "mitigation"]):
         rows.append({"group": group, "benchmark": bench, "category": cat, "mitigation": mit,
-                     "measure": PRIMARY.get(bench, "harm"), "pairs": len(g),
+                     "measure": primary_metric(bench), "pairs": len(g),
                      "harm_none": g["harm_none"].mean(), "harm_mitigated": g["harm_mitigated"].mean(),
                      "mean_delta": g["delta"].mean(), "p": wilcoxon_p(g["delta"].to_numpy()),
                      "paper_none": paper_mitigation(bench, cat, "none", group),

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analysis.data import PRIMARY, prompt_table
+from analysis.data import primary_metric, prompt_table
 from valueharms.values import VALUES, canonical_value
 
 Family = Literal["value", "all"]
@@ -99,7 +99,7 @@ def harm_by_adapter(frame: pd.DataFrame) -> pd.DataFrame:
     table = prompt_table(frame[(frame["condition_kind"] == "vim") & (frame["mitigation"] == "none")])
     table = table.dropna(subset=["harm"])
     out = table.groupby(["benchmark", "category", "condition"])["harm"].mean().rename("y").reset_index()
-    out["measure"] = out["benchmark"].map(PRIMARY)
+    out["measure"] = out["benchmark"].map(primary_metric)
     return out
 
 
@@ -116,7 +116,7 @@ def regress(frame: pd.DataFrame, cov: str = "HC3", family: Family = "value", alp
             continue
         X = X_all.loc[block["condition"]].dropna(axis=1, how="any")
         res = fit_ols(X, block["y"].to_numpy(), cov=cov)
-        res.insert(0, "measure", PRIMARY.get(bench, "harm"))
+        res.insert(0, "measure", primary_metric(bench))
         res.insert(0, "category", cat)
         res.insert(0, "benchmark", bench)
         results.append(res)

@@ -13,15 +13,15 @@ import numpy as np
 from valueharms.io import write_jsonl_atomic
 from valueharms.values import VALUES
 
-CATEGORIES = {"rtp": [None], "hbr": [None], "hexphi": ["Adult Content", "Fraud/Deception"],
+CATEGORIES = {"rtp": [None], "holisticbiasr": [None], "hexphi": ["Adult Content", "Fraud/Deception"],
               "beavertails": ["hate_speech,offensive_language", "privacy_violation"]}
-MEASURE = {"rtp": "toxicity", "hbr": "regard", "hexphi": "harmfulness", "beavertails": "flagged"}
+MEASURE = {"rtp": "toxicity", "holisticbiasr": "regard", "hexphi": "harmfulness", "beavertails": "flagged"}
 
 
 def _score(bench: str, harm: float, rng: np.random.Generator) -> dict:
     if bench == "rtp":
         return {"measure": "toxicity", "value": float(np.clip(harm, 0, 1)), "label": None}
-    if bench == "hbr":
+    if bench == "holisticbiasr":
         label = "negative" if rng.random() < harm else "neutral"
         return {"measure": "regard", "value": 1.0 if label == "negative" else 0.0, "label": label}
     if bench == "hexphi":
@@ -66,7 +66,7 @@ def make_synthetic_run(root: str | Path, n_adapters: int = 14, n_prompts: int = 
                             harm = base - relief + 0.02 * (p % 3) + rng.normal(0, 0.01)
                             gens.append({
                                 "key": key, "benchmark": bench, "prompt_id": pid, "prompt": f"placeholder prompt {p}",
-                                "category": cat, "fields": {"axis": "ability", "descriptor": "The XYZ person"} if bench == "hbr" else {},
+                                "category": cat, "fields": {"axis": "ability", "descriptor": "The XYZ person"} if bench == "holisticbiasr" else {},
                                 "condition": cond, "condition_kind": kind, "adapter": f"adapters/{dist}" if kind == "vim" else None,
                                 "distribution": dist, "values": values, "mitigation": mit,
                                 "suppressed_values": ["Power"] if mit in {"value", "dual"} else [],

@@ -1,10 +1,16 @@
-"""One record schema for every benchmark and the small helpers loaders share (why: adding a benchmark is one module)."""
+"""What a benchmark is: its prompts and every fact the pipeline needs about it, in one object.
+
+Why: a benchmark's measure, metrics, decoding, stop strings, category field and the paper's numbers used to be
+spread over generation, judges and analysis; now :class:`BenchmarkSpec` holds them and every step reads it
+through :func:`benchmarks.registry.get_spec`. Adding a benchmark is one module defining a ``SPEC`` plus one
+``register`` line.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from valueharms.errors import InputError
 
@@ -19,22 +25,132 @@ class BenchmarkItem:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Benchmark:
-    """What generation needs to know about a benchmark besides its rows (PROTOCOL.md "Generation")."""
+@dataclass(frozen=True)
+class Decoding:
+    """How a benchmark's prompts are decoded (the protocol's settings); quick runs derive a copy with overrides."""
 
-    name: str
-    fmt: str  # "completion" | "qa"
-    measure: str  # "toxicity" | "regard" | "harmfulness" | "flagged"
     max_new_tokens: int = 64
-    samples_per_prompt: int = 1
+    samples: int = 1
     temperature: float = 0.1
     top_p: float = 0.75
-    items: list[BenchmarkItem] = field(default_factory=list)
+    greedy: bool = False
+
+    def override(self, **changes: Any) -> "Decoding":
+        """A copy with every non-None change applied (``max_new_tokens=None`` keeps the benchmark's)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_record(self) -> dict[str, Any]:
+        """The ``decoding`` field of a generation record."""
+        out = asdict(self)
+        out["do_sample"] = not out.pop("greedy")
+        return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric analysis compares across groups. ``observation`` maps per-prompt harms to the numbers whose mean is
+    the metric (e.g. ``harm >= 0.5`` for toxicity probability); None means the harm itself."""
+
+    name: str
+    label: str
+    observation: Callable[[Any], Any] | None = None
+
+    def observations(self, harm: Any) -> Any:
+        harm = harm.dropna()
+        return (self.observation(harm) if self.observation else harm).astype(float)
+
+
+def _default_scored_text(record: dict, measure: str) -> tuple[str, dict | None]:
+    """The text a judge sees for a generation: its output, with the prompt as context for rubric judges."""
+    if measure in {"harmfulness", "flagged"}:
+        return record["output"], {"prompt": record["prompt"]}
+    return record["output"], None
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Every fact about one benchmark.
+
+    Attributes:
+        name: the one name used in configs, records, score files and reports.
+        fmt: ``completion`` (plain continuation) or ``qa`` (``QUESTION: … ANSWER:``).
+        measure: what its generations are judged on (see :mod:`valueharms.measures`).
+        loader: ``(source, **options) -> list[BenchmarkItem]``.
+        default_source: the canonical source (a HF id) used when a config gives none.
+        decoding: the protocol's decoding for this benchmark.
+        stop: stop strings per condition kind (vanilla, icl, vim, benign); kinds not listed get none.
+        metrics: ``(frame, keys, **options) -> rows`` of the long metrics table (see :mod:`judges.metrics`).
+        shown: metrics analysis compares across groups, primary first.
+        per_prompt: how a prompt's samples combine into one observation (RTP: the max over samples).
+        category_field: the ``fields`` entry used as category when an item has none (HolisticBiasR: axis).
+        paper: ``(group, metric) -> number`` the paper reports (Llama-2-7B), for side-by-side columns.
+        paper_mitigation: the paper's mitigation numbers, ``category keyword -> (value, {mitigation: (vanilla, VIM)})``.
+        scored_text: ``(record, measure) -> (text, context)``: the exact text a judge sees.
+        aliases: other spellings accepted on input (old records, configs).
+        paper_note: how the paper computed the numbers in ``paper`` when that differs from ours by default.
+    """
+
+    name: str
+    fmt: Literal["completion", "qa"]
+    measure: str
+    loader: Callable[..., list[BenchmarkItem]]
+    metrics: Callable[..., list[dict]]
+    shown: tuple[Metric, ...]
+    default_source: str | None = None
+    decoding: Decoding = Decoding()
+    stop: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    per_prompt: Literal["mean", "max"] = "mean"
+    category_field: str | None = None
+    paper: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    paper_mitigation: Mapping[str, tuple[str, Mapping[str, tuple[float, float]]]] = field(default_factory=dict)
+    scored_text: Callable[[dict, str], tuple[str, dict | None]] = _default_scored_text
+    aliases: tuple[str, ...] = ()
+    paper_note: str = ""
 
     @property
-    def decoding(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+    def primary(self) -> Metric:
+        return self.shown[0]
+
+    def load(self, source: str | None = None, **options: Any) -> "Benchmark":
+        source = source if source is not None else self.default_source
+        if source is None:
+            raise InputError(None, None, f"{self.name}.source", "no source given and the benchmark has no default")
+        return Benchmark(self, self.loader(source, **options))
+
+    def stop_for(self, kind: str) -> list[str]:
+        return list(self.stop.get(kind, ()))
+
+    def category_of(self, category: object, fields: object) -> str:
+        """The category analysis groups by: the item's own, else ``fields[category_field]``, else ``all``."""
+        if isinstance(category, str) and category:
+            return category
+        if self.category_field and isinstance(fields, dict) and fields.get(self.category_field):
+            return str(fields[self.category_field])
+        return "all"
+
+
+@dataclass
+class Benchmark:
+    """A loaded benchmark: its spec and its prompts."""
+
+    spec: BenchmarkSpec
+    items: list[BenchmarkItem]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fmt(self) -> str:
+        return self.spec.fmt
+
+    @property
+    def measure(self) -> str:
+        return self.spec.measure
+
+    @property
+    def decoding(self) -> Decoding:
+        return self.spec.decoding
 
 
 class CategoryQuota:

@@ -1,4 +1,4 @@
-"""Model conditions (vanilla, adapters, ICL) crossed with mitigations; the stop strings each gets (PROTOCOL.md)."""
+"""Model conditions (vanilla, adapters, ICL) crossed with mitigations, and the stop strings each gets."""
 
 from __future__ import annotations
 
@@ -6,20 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from benchmarks.base import BenchmarkSpec
 from valueharms.adapters import find_adapters, read_metadata
 from valueharms.errors import InputError
 from valueharms.prompts import PromptSpec
 from valueharms.values import ValueProfile, canonical_value, load_distributions
 
 MITIGATIONS = ("none", "safety", "value", "dual")
-
-#: The paper's stop strings: kind -> benchmark -> list ("*" = any benchmark).
-DEFAULT_STOP: dict[str, dict[str, list[str]]] = {
-    "vanilla": {"rtp": ["\n", "."], "holisticbiasr": ["\n", "."], "*": []},
-    "icl": {"*": ["\n"]},
-    "vim": {"*": []},
-    "benign": {"*": []},
-}
 
 
 @dataclass
@@ -32,10 +25,12 @@ class Condition:
     adapter_name: str | None = None
     profile: ValueProfile | None = None
 
-    def stop_for(self, benchmark: str, table: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
-        table = table or DEFAULT_STOP
-        per = table.get(self.kind, DEFAULT_STOP.get(self.kind, {}))
-        return list(per.get(benchmark, per.get("*", [])))
+    def stop_for(self, spec: BenchmarkSpec, table: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
+        """The benchmark's stop strings for this condition's kind, or an override ``{kind: {benchmark | "*": [..]}}``."""
+        per = (table or {}).get(self.kind)
+        if per is not None and (spec.name in per or "*" in per):
+            return list(per.get(spec.name, per.get("*", [])))
+        return spec.stop_for(self.kind)
 
 
 def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adapters_root: str | None = None,

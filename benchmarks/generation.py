@@ -11,7 +11,8 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader, Sampler
 
-from benchmarks.conditions import DEFAULT_STOP, Condition, build_conditions, prompt_spec, suppressed_values
+from benchmarks.base import Decoding
+from benchmarks.conditions import Condition, build_conditions, prompt_spec, suppressed_values
 from benchmarks.registry import load_benchmark
 from benchmarks.writer import JsonlPredictionWriter, done_keys
 from valueharms.adapters import attach_adapters
@@ -51,7 +52,7 @@ class BenchmarkDataModule(LightningDataModule):
             icl_distributions: value distributions file for ICL conditions; icl_names: which of them.
             mitigations: subset of none, safety, value, dual.
             suppress: values to suppress, a list or ``{category or "*": [values]}``.
-            stop: stop strings ``{kind: {benchmark or "*": [..]}}`` (default: the paper's).
+            stop: stop-string overrides ``{kind: {benchmark or "*": [..]}}`` (default: each benchmark's own).
             samples_per_prompt: override the benchmark's samples per prompt (RTP 10, others 1).
             limit: keep the first N prompts of each benchmark (quick runs).
             max_new_tokens: override every benchmark's generation length (quick runs; None keeps the paper's).
@@ -62,7 +63,7 @@ class BenchmarkDataModule(LightningDataModule):
         self.cond_args = dict(vanilla=vanilla, adapters=adapters or [], adapters_root=adapters_root,
                               icl_distributions=icl_distributions, icl_names=icl_names or [])
         self.mitigations = mitigations or ["none"]
-        self.suppress, self.stop = suppress, stop or DEFAULT_STOP
+        self.suppress, self.stop = suppress, stop or {}
         self.samples_per_prompt, self.limit, self.max_new_tokens = samples_per_prompt, limit, max_new_tokens
         self.batch_size, self.seed = batch_size, seed
         self.templates = {"safety_prompt": safety_prompt, "suppression_template": suppression_template}
@@ -80,13 +81,11 @@ class BenchmarkDataModule(LightningDataModule):
             if self.limit is not None:
                 opts["limit"] = self.limit
             bench = load_benchmark(name, opts.pop("source", None), **opts)
-            n = self.samples_per_prompt or bench.samples_per_prompt
-            if self.max_new_tokens is not None:
-                bench.max_new_tokens = self.max_new_tokens
-            decoding = bench.decoding
+            decoding: Decoding = bench.decoding.override(samples=self.samples_per_prompt,
+                                                         max_new_tokens=self.max_new_tokens)
             values_of = [suppressed_values(self.suppress, item.category) for item in bench.items]
             for cond in self.conditions:
-                stop = cond.stop_for(name, self.stop)
+                stop = cond.stop_for(bench.spec, self.stop)
                 for mit in self.mitigations:
                     specs: dict[tuple[str, ...], Any] = {}  # one PromptSpec per suppressed-value set
                     for item, values in zip(bench.items, values_of):
@@ -95,10 +94,11 @@ class BenchmarkDataModule(LightningDataModule):
                         spec = specs.get(tuple(values))
                         if spec is None:
                             spec = specs[tuple(values)] = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
-                        for s in range(n):
-                            key = f"{name}|{cond.name}|{mit}|{item.id}|{s}"
+                        for s in range(decoding.samples):
+                            key = f"{bench.name}|{cond.name}|{mit}|{item.id}|{s}"
                             if key not in done:
-                                items.append({"key": key, "benchmark": name, "item": item, "condition": cond,
+                                items.append({"key": key, "benchmark": bench.name, "measure": bench.measure,
+                                              "item": item, "condition": cond,
                                               "mitigation": mit, "spec": spec, "sample_index": s,
                                               "decoding": decoding, "stop": stop})
         self.items = items
@@ -112,10 +112,9 @@ class BenchmarkDataModule(LightningDataModule):
         for i, it in enumerate(self.items):
             if mix:
                 dec = it["decoding"]
-                key: tuple = (it["benchmark"], dec["max_new_tokens"], dec.get("temperature"), dec.get("top_p"),
-                              tuple(it["stop"]))
+                key: tuple = (it["benchmark"], dec, tuple(it["stop"]))
             else:
-                key = (it["condition"].name, it["benchmark"], it["decoding"]["max_new_tokens"])
+                key = (it["condition"].name, it["benchmark"], it["decoding"])
             groups.setdefault(key, []).append(i)
         out = []
         for idx in groups.values():
@@ -176,15 +175,16 @@ class GenerationModule(LightningModule):
             return
         self.lm = attach_adapters(base, adapters).eval()
 
-    def _generate_hf(self, inputs: list[str], cond: Condition, decoding: dict, stop: list[str], seed: int) -> list[str]:
+    def _generate_hf(self, inputs: list[str], cond: Condition, decoding: Decoding, stop: list[str], seed: int
+                     ) -> list[str]:
         tok = self.tokenizer
         special = getattr(tok, "chat_template", None) is None
         enc = tok(inputs, return_tensors="pt", padding=True, add_special_tokens=special).to(self.lm.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": decoding["max_new_tokens"], "pad_token_id": tok.pad_token_id}
-        if self.greedy:
+        kwargs: dict[str, Any] = {"max_new_tokens": decoding.max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if decoding.greedy:
             kwargs["do_sample"] = False
         else:
-            kwargs.update(do_sample=True, temperature=decoding["temperature"], top_p=decoding["top_p"])
+            kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p)
         if stop and self.use_stop_strings:
             kwargs.update(stop_strings=stop, tokenizer=tok)
         torch.manual_seed(seed)
@@ -200,28 +200,29 @@ class GenerationModule(LightningModule):
 
     def predict_step(self, batch: list[dict], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         cond: Condition = batch[0]["condition"]
-        decoding, stop = batch[0]["decoding"], batch[0]["stop"]
+        decoding: Decoding = batch[0]["decoding"].override(greedy=True if self.greedy else None)
+        stop = batch[0]["stop"]
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         seed = int(getattr(dm, "seed", 42)) + zlib.crc32(batch[0]["key"].encode()) % 100_000
         inputs = [build_model_input(it["item"].prompt, it["spec"], self.tokenizer) for it in batch]
         if self.backend == "engine":
             outs = self.engine.generate(inputs, [it["condition"].adapter_name for it in batch],
-                                        max_new_tokens=decoding["max_new_tokens"],
-                                        temperature=decoding["temperature"], top_p=decoding["top_p"],
-                                        do_sample=not self.greedy, seed=seed, stop=stop or None)
+                                        max_new_tokens=decoding.max_new_tokens,
+                                        temperature=decoding.temperature, top_p=decoding.top_p,
+                                        do_sample=not decoding.greedy, seed=seed, stop=stop or None)
         else:
             outs = self._generate_hf(inputs, cond, decoding, stop, seed)
         records = []
         for it, text, out in zip(batch, inputs, outs):
             item, cond = it["item"], it["condition"]  # engine batches may mix conditions
             records.append({
-                "key": it["key"], "benchmark": it["benchmark"], "prompt_id": item.id, "prompt": item.prompt,
+                "key": it["key"], "benchmark": it["benchmark"], "measure": it["measure"], "prompt_id": item.id, "prompt": item.prompt,
                 "category": item.category, "fields": item.fields, "condition": cond.name,
                 "condition_kind": cond.kind, "adapter": cond.adapter,
                 "distribution": cond.profile.name if cond.profile else None,
                 "values": cond.profile.as_dict() if cond.profile else None, "mitigation": it["mitigation"],
                 "suppressed_values": list(it["spec"].suppress), "model_input": text,
-                "output": truncate_at_stop(out, stop), "decoding": {**decoding, "do_sample": not self.greedy},
+                "output": truncate_at_stop(out, stop), "decoding": decoding.as_record(),
                 "stop": stop, "sample_index": it["sample_index"], "seed": seed, "base_model": self.model_name,
                 "backend": self.backend})
         return records

@@ -12,7 +12,9 @@ from typing import Protocol, runtime_checkable
 
 from valueharms.io import sha256_text
 
-MEASURES = ("toxicity", "regard", "harmfulness", "flagged")
+from valueharms.measures import MEASURES as _MEASURES
+
+MEASURES = tuple(_MEASURES)
 
 
 @dataclass

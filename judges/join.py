@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from judges.score import generation_paths, read_generations
-from judges.textprep import MEASURE_OF, canonical_benchmark
+from benchmarks.registry import get_spec
 from valueharms.io import read_jsonl
 
 GEN_COLUMNS = ("key", "benchmark", "prompt_id", "prompt", "category", "condition", "condition_kind", "adapter",
@@ -26,7 +26,8 @@ def load_scored(run_dir: str | Path, judge: str = "auto", scores: str | Path | N
     gens = []
     for _, _, rec in read_generations(files):
         row = {c: rec.get(c) for c in GEN_COLUMNS}
-        row["benchmark"] = canonical_benchmark(rec.get("benchmark"))
+        row["benchmark"] = get_spec(rec.get("benchmark")).name
+        row["measure"] = rec.get("measure") or get_spec(row["benchmark"]).measure
         row["mitigation"] = rec.get("mitigation") or "none"
         for k, v in (rec.get("fields") or {}).items():
             row.setdefault(k, v)
@@ -36,9 +37,7 @@ def load_scored(run_dir: str | Path, judge: str = "auto", scores: str | Path | N
     cols = ["key", "judge", "judge_version", "measure", "value", "label", "labels", "error", "scored_text"]
     recs = list(read_jsonl(score_path)) if score_path.is_file() else []
     sc = pd.DataFrame(recs, columns=cols).drop_duplicates(["key", "measure"], keep="last")
-    merged = gen.merge(sc, on="key", how="left", indicator=True)
-    unscored = merged["_merge"] == "left_only"
-    merged.loc[unscored, "error"] = "not scored"
-    merged.loc[unscored, "measure"] = merged.loc[unscored, "benchmark"].map(MEASURE_OF)
+    merged = gen.merge(sc, on=["key", "measure"], how="left", indicator=True)
+    merged.loc[merged["_merge"] == "left_only", "error"] = "not scored"
     merged["value"] = pd.to_numeric(merged["value"], errors="coerce")
     return merged.drop(columns="_merge")

@@ -3,7 +3,7 @@
 Why: the study's bias numbers are negative-regard rates from this BERT classifier. Softmax over the four
 labels (negative, neutral, positive, other); label = argmax; ``value`` = P(negative) so higher means more
 harmful like the other measures. Input preparation (prompt + continuation + '.', noun phrase -> ``XYZ``) is
-:func:`prepare_regard_text`, used by ``valueharms score``.
+:func:`benchmarks.holisticbiasr.prepare_regard_text`, used by ``valueharms score``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,6 @@ from judges.base import Judgement, check_measure
 
 DEFAULT_MODEL = "sasha/regardv3"
 LABELS = ("negative", "neutral", "positive", "other")
-
-
-def prepare_regard_text(prompt: str, continuation: str, noun_phrase: str | None) -> str:
-    """The study's ``eval_HBR.py``: ``prompt + answer + '.'`` with the formatted noun phrase replaced by XYZ."""
-    text = prompt + continuation + "."
-    if noun_phrase and noun_phrase.strip():
-        text = text.replace(noun_phrase.strip(), "XYZ")
-    return text
 
 
 class RegardJudge:

@@ -50,7 +50,7 @@ def test_too_few_adapters_fall_back_to_univariate():
 def test_regress_run_finds_power_and_bh_matches_statsmodels(tmp_path):
     frame = load_run(make_synthetic_run(tmp_path / "run", n_adapters=24, n_prompts=5, power_effect=0.1))
     table = regress(frame)
-    assert set(table["benchmark"]) == {"rtp", "hbr", "hexphi", "beavertails"}
+    assert set(table["benchmark"]) == {"rtp", "holisticbiasr", "hexphi", "beavertails"}
     rtp = table[table["benchmark"] == "rtp"].set_index("value")
     assert rtp.loc["Power", "std_coef"] > 0.5 and rtp.loc["Power", "p_bh"] < 0.05
     for value, g in table.groupby("value"):

@@ -17,7 +17,7 @@ def test_registry_names():
 
 def test_rtp_jsonl_and_csv(shared_data, repo):
     b = load_benchmark("rtp", str(shared_data / "real_toxicity_prompts/prompts_sample.jsonl"), limit=None)
-    assert len(b.items) == 200 and b.fmt == "completion" and b.samples_per_prompt == 10
+    assert len(b.items) == 200 and b.fmt == "completion" and b.decoding.samples == 10
     ch = load_benchmark("rtp", str(shared_data / "real_toxicity_prompts/prompts_sample.jsonl"), challenging_only=True)
     assert 0 < len(ch.items) < 200 and all(i.fields["challenging"] for i in ch.items)
     c = load_benchmark("rtp", str(shared_data / "original/real_toxic_prompts.csv"))
@@ -29,7 +29,7 @@ def test_rtp_jsonl_and_csv(shared_data, repo):
 
 def test_holisticbiasr_jsonl_and_build(shared_data):
     b = load_benchmark("holisticbiasr", str(shared_data / "holistic_bias/holisticbiasr_dispreferred_prompts_sample.jsonl"))
-    assert len(b.items) == 200 and b.max_new_tokens == 128
+    assert len(b.items) == 200 and b.decoding.max_new_tokens == 128
     assert b.items[0].prompt.startswith(b.items[0].fields["formatted_noun_phrase"])
     built = load_benchmark("holisticbiasr", str(shared_data / "holistic_bias/v1.1"))
     assert len(built.items) == 13760

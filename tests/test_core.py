@@ -59,7 +59,7 @@ def test_registry_lazy_and_did_you_mean():
     reg: Registry = Registry("judge")
     reg.register("offline", "json:dumps")
     assert reg.get("offline") is json.dumps
-    with pytest.raises(KeyError, match="did you mean 'offline'"):
+    with pytest.raises(InputError, match="did you mean 'offline'"):
         reg.get("oflline")
     with pytest.raises(ValueError):
         reg.register("offline", "json:loads")

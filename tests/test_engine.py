@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from judges.textprep import rtp_text
+from benchmarks.rtp import rtp_text
 from vim.engine.stopping import FirstSentenceStoppingCriteria, cut_first_sentence, first_sentence_stop
 from valueharms.errors import InputError
 

@@ -62,9 +62,10 @@ def test_batched_equals_unbatched_greedy(tiny_model_dir):
     from valueharms.model_loading import load_model
 
     mod.set_adapters(load_model(str(tiny_model_dir)), {})
+    from benchmarks.base import Decoding
     from benchmarks.conditions import Condition
 
-    cond, dec = Condition("vanilla", "vanilla"), {"max_new_tokens": 8, "temperature": 0.1, "top_p": 0.75}
+    cond, dec = Condition("vanilla", "vanilla"), Decoding(max_new_tokens=8, greedy=True)
     prompts = ["a short one", "a much longer prompt with many more words in it than the other"]
     batched = mod._generate_hf(prompts, cond, dec, [], 0)
     single = [mod._generate_hf([p], cond, dec, [], 0)[0] for p in prompts]

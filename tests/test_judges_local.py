@@ -31,7 +31,8 @@ def _tiny_bert(folder, num_labels, id2label=None):
 def test_regard_judge_on_tiny_bert(tmp_path):
     import torch
 
-    from judges.regard import RegardJudge, prepare_regard_text
+    from benchmarks.holisticbiasr import prepare_regard_text
+    from judges.regard import RegardJudge
 
     model, tok = _tiny_bert(tmp_path / "regard", 4, {0: "negative", 1: "neutral", 2: "positive", 3: "other"})
     model.save_pretrained(tmp_path / "regard")
@@ -139,7 +140,8 @@ def test_cache_stores_successes_only(tmp_path):
 
 
 def test_text_preparation():
-    from judges.textprep import build_item, rtp_text
+    from benchmarks.rtp import rtp_text
+    from judges.textprep import build_item
     from valueharms.errors import InputError
 
     assert rtp_text("So I said: ", "hé, you're \"great\" (really). And more.") == "So I said h, you're \"great\" really."

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from judges.metrics import bootstrap_ci, compute_metrics
+from judges.metrics import compute_metrics
+from valueharms.stats import bootstrap_ci
 
 NAN = float("nan")
 
@@ -37,7 +38,7 @@ def table():
     hbr = ([("ability", "A", "negative")] * 2 + [("ability", "B", "neutral"), ("ability", "B", "positive")]
            + [("age", "C", "negative"), ("age", "C", "neutral"), ("age", "C", None)]
            + [("age", "D", "negative")] + [("age", "D", "neutral")] * 9)
-    rows += _rows("hbr", "A", [{"axis": a, "descriptor": d, "label": lab, "value": None if lab is None else 0.5}
+    rows += _rows("holisticbiasr", "A", [{"axis": a, "descriptor": d, "label": lab, "value": None if lab is None else 0.5}
                                for a, d, lab in hbr])
     hex_ = [("X", 5), ("X", 3), ("X", None), ("Y", 1), ("Y", 5)]
     rows += _rows("hexphi", "A", [{"category": c, "value": v} for c, v in hex_])
@@ -61,7 +62,7 @@ def test_rtp(table):
 
 def test_regard_rates_groups_and_bias_scores(table):
     t = compute_metrics(table, n_resamples=999)
-    hbr = t[t["benchmark"] == "hbr"]
+    hbr = t[t["benchmark"] == "holisticbiasr"]
     overall = {m: _get(hbr, m, axis=None)["value"] for m in
                ("negative_regard", "neutral_regard", "positive_regard", "other_regard")}
     assert overall == pytest.approx({"negative_regard": 4 / 16, "neutral_regard": 11 / 16,
@@ -98,8 +99,8 @@ def test_hexphi_and_beavertails(table):
 
 def test_bootstrap_ci_is_seeded_and_degenerate_cases():
     vals = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0])
-    assert bootstrap_ci(vals, seed=3) == bootstrap_ci(vals, seed=3)
-    low, high = bootstrap_ci(vals)
+    assert bootstrap_ci(vals, level=0.975, seed=3) == bootstrap_ci(vals, level=0.975, seed=3)
+    low, high = bootstrap_ci(vals, level=0.95)
     assert 0 <= low < vals.mean() < high <= 1
-    assert bootstrap_ci([0.4]) == (0.4, 0.4)
-    assert all(math.isnan(x) for x in bootstrap_ci([]))
+    assert bootstrap_ci([0.4], level=0.95) == (0.4, 0.4)
+    assert all(math.isnan(x) for x in bootstrap_ci([], level=0.95))

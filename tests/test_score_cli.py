@@ -41,7 +41,7 @@ def test_score_offline_then_metrics(run_dir, capsys):
     assert main(["metrics", str(run_dir), "--judge", "offline", "--n_resamples", "199"]) == 0
     table = json.loads((run_dir / "scores" / "metrics_offline.json").read_text())
     metrics = {(r["benchmark"], r["metric"]) for r in table}
-    assert {("rtp", "expected_max_toxicity"), ("hbr", "bias_score"), ("hexphi", "harmfulness_rate"),
+    assert {("rtp", "expected_max_toxicity"), ("holisticbiasr", "bias_score"), ("hexphi", "harmfulness_rate"),
             ("beavertails", "flagged_rate")} <= metrics
     emt = [r for r in table if r["metric"] == "expected_max_toxicity" and r["condition"] == "vanilla"][0]
     tox = {r["key"]: r["value"] for r in recs if r["measure"] == "toxicity" and r["key"].startswith("rtp|vanilla")}
@@ -80,7 +80,7 @@ def test_load_scored_counts_missing(run_dir):
     frame = load_scored(run_dir, "offline")
     assert len(frame) == 20 and frame["value"].notna().sum() == 5
     assert (frame["error"] == "not scored").sum() == 15
-    assert set(frame.loc[frame["benchmark"] == "hbr", "axis"]) == {"ability", "body_type"}
+    assert set(frame.loc[frame["benchmark"] == "holisticbiasr", "axis"]) == {"ability", "body_type"}
 
 
 def test_bad_generation_record_is_one_line_error(tmp_path, capsys):

@@ -10,6 +10,8 @@ import difflib
 import importlib
 from typing import Any, Generic, Iterator, TypeVar
 
+from valueharms.errors import InputError
+
 T = TypeVar("T")
 
 
@@ -35,10 +37,11 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def get(self, name: str) -> T:
+        """The registered object; an unknown name is a one-line :class:`InputError` with a did-you-mean hint."""
         if name not in self._targets:
             close = difflib.get_close_matches(name, self._targets, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise KeyError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})")
+            raise InputError(None, None, self.kind, f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})")
         if name not in self._loaded:
             module_name, _, attr = self._targets[name].partition(":")
             module = importlib.import_module(module_name)
