@@ -8,11 +8,14 @@ through :func:`benchmarks.registry.get_spec`. Adding a benchmark is one module d
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
+from valueharms.decode import Decoding
 from valueharms.errors import InputError
+
+__all__ = ["Benchmark", "BenchmarkItem", "BenchmarkSpec", "CategoryQuota", "Decoding", "Metric"]
 
 
 @dataclass
@@ -23,27 +26,6 @@ class BenchmarkItem:
     prompt: str
     category: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How a benchmark's prompts are decoded (the protocol's settings); quick runs derive a copy with overrides."""
-
-    max_new_tokens: int = 64
-    samples: int = 1
-    temperature: float = 0.1
-    top_p: float = 0.75
-    greedy: bool = False
-
-    def override(self, **changes: Any) -> "Decoding":
-        """A copy with every non-None change applied (``max_new_tokens=None`` keeps the benchmark's)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def as_record(self) -> dict[str, Any]:
-        """The ``decoding`` field of a generation record."""
-        out = asdict(self)
-        out["do_sample"] = not out.pop("greedy")
-        return out
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ resumable by key, batched by condition; one base model with all adapters loaded 
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from typing import Any, Mapping
 
@@ -16,7 +15,7 @@ from benchmarks.conditions import Condition, build_conditions, prompt_spec, supp
 from benchmarks.registry import load_benchmark
 from benchmarks.writer import JsonlPredictionWriter, done_keys
 from valueharms.adapters import attach_adapters
-from vim.engine.stopping import truncate_at_stop
+from valueharms.decode import generate_texts, truncate_at_stop
 from valueharms.errors import InputError
 from valueharms.prompts import build_model_input
 
@@ -177,26 +176,8 @@ class GenerationModule(LightningModule):
 
     def _generate_hf(self, inputs: list[str], cond: Condition, decoding: Decoding, stop: list[str], seed: int
                      ) -> list[str]:
-        tok = self.tokenizer
-        special = getattr(tok, "chat_template", None) is None
-        enc = tok(inputs, return_tensors="pt", padding=True, add_special_tokens=special).to(self.lm.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": decoding.max_new_tokens, "pad_token_id": tok.pad_token_id}
-        if decoding.greedy:
-            kwargs["do_sample"] = False
-        else:
-            kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p)
-        if stop and self.use_stop_strings:
-            kwargs.update(stop_strings=stop, tokenizer=tok)
-        torch.manual_seed(seed)
-        ctx = contextlib.nullcontext()
-        if hasattr(self.lm, "disable_adapter"):  # a PeftModel (a bare HF model also has set_adapter in transformers 5)
-            if cond.adapter_name:
-                self.lm.set_adapter(cond.adapter_name)
-            else:
-                ctx = self.lm.disable_adapter()
-        with ctx, torch.no_grad():
-            out = self.lm.generate(**enc, **kwargs)
-        return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return generate_texts(self.lm, self.tokenizer, inputs, decoding, adapter=cond.adapter_name, stop=stop,
+                              seed=seed, use_stop_strings=self.use_stop_strings)
 
     def predict_step(self, batch: list[dict], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         cond: Condition = batch[0]["condition"]

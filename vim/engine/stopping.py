@@ -6,13 +6,9 @@ Use ``first_sentence_stop(text)`` as a per-row predicate, or ``FirstSentenceStop
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
-
-def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut ``text`` at the first occurrence of any stop string (the stop string itself is dropped)."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
+from valueharms.decode import truncate_at_stop  # noqa: F401  (re-exported for the engine)
 
 
 def first_sentence_stop(continuation: str) -> bool:
