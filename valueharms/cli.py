@@ -67,6 +67,10 @@ def quiet_library_noise() -> None:
 
     if sys.warnoptions or os.environ.get("VALUEHARMS_VERBOSE") == "1":
         return
+    from valueharms.progress import is_terminal
+
+    if not is_terminal(sys.stderr):  # in a log, hub/transformers bars are carriage-return noise (read at their import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for message, category in NOISE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     for module, category in NOISE_MODULES:
