@@ -143,7 +143,7 @@ def run_analysis(run: str | Path, judge: str = "auto", out: str | Path | None = 
 
 def analyze(run: str, judge: str = "auto", out: str | None = None, n_boot: int = 9999, n_permutations: int = 9999,
             family: Literal["value", "all"] = "value", k: int = 1, alpha: float = 0.05, level: float = LEVEL,
-            bias_rule: str = PAPER_BIAS_RULE) -> dict:
+            bias_rule: Literal["original", "overall"] = PAPER_BIAS_RULE) -> dict:
     """Regressions, comparisons, mitigation effects, judge agreement and auto-suppression: CSV tables + PNG plots.
 
     Args:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -34,7 +35,7 @@ def render(sections: list[dict], run: str, head: dict) -> tuple[str, str]:
 
 
 def report(run: str, judge: str = "auto", out: str | None = None, n_boot: int = 9999, n_permutations: int = 9999,
-           level: float = LEVEL, bias_rule: str = PAPER_BIAS_RULE) -> str:
+           level: float = LEVEL, bias_rule: Literal["original", "overall"] = PAPER_BIAS_RULE) -> str:
     """Write ``report.html`` (self-contained) and ``report.md`` for a scored study; returns the HTML path.
 
     Args:

@@ -76,3 +76,29 @@ def test_bad_score_record_is_one_line_error(study):
     path.write_text(path.read_text() + json.dumps({"value": 1}) + "\n")
     with pytest.raises(InputError, match="key"):
         read_run(study)
+
+
+def test_metrics_on_a_study_name_their_judge_and_errors_propagate(study, monkeypatch, capsys):
+    import dataclasses
+
+    import pandas as pd
+
+    import judges.metrics as metrics_module
+    from analysis.analyze import run_analysis
+    from judges.metrics_cli import metrics
+
+    out = metrics(str(study), judge="offline", n_resamples=99)
+    table = pd.read_csv(out)
+    assert out.endswith("report/metrics_offline.csv") and set(table["judge"]) == {"offline"}
+    assert set(table["ci_level"]) == {0.975}
+
+    real = metrics_module.get_spec
+
+    def boom(frame, keys, **kw):
+        raise KeyError("a metric bug")
+
+    monkeypatch.setattr(metrics_module, "get_spec",
+                        lambda name: dataclasses.replace(real(name), metrics=boom) if real(name).name == "rtp"
+                        else real(name))
+    with pytest.raises(KeyError, match="a metric bug"):  # no longer swallowed into an empty metrics table
+        run_analysis(study, "offline", n_boot=20, n_permutations=9)
