@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.paper import AUDIT
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json, atomic_write_text, read_jsonl
+from valueharms.progress import progress
 
 
 def training_targets(data: str | Path, splits: str = "train") -> pd.DataFrame:
@@ -53,27 +54,36 @@ def _plot(scores: np.ndarray, threshold: float, path: Path, judge: str) -> Path:
     return save_figure(fig, path)
 
 
-def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: float = 0.5, out: str | None = None,
-          splits: str = "train", cache: str | None = None, batch_size: int = 256, top: int = 20) -> dict:
+def data_folder(run: str | Path) -> Path:
+    """The ``prepare`` output of a run: ``run`` itself when it holds ``*/stage*_*.jsonl``, else ``<study>/data``."""
+    from judges.join import study_root
+
+    path = Path(run)
+    if path.is_dir() and next(path.glob("*/stage*_*.jsonl"), None) is not None:
+        return path
+    return study_root(path) / "data"
+
+
+def audit(run: str, judge: str = "auto", threshold: float = 0.5, out: str | None = None, splits: str = "train",
+          cache: str | None = None, batch_size: int = 256, top: int = 20) -> dict:
     """Judge the toxicity of every VIM training target and count those above ``threshold`` and 0.7.
 
     Args:
-        data: the ``prepare`` output folder (``<distribution>/stage{1,2}_<split>.jsonl``).
+        run: the study folder (its ``data/`` is audited), a generation run folder inside it, or the ``prepare``
+            output folder itself (``<distribution>/stage{1,2}_<split>.jsonl``).
         judge: any judge that scores toxicity (auto, offline, detoxify, perspective, ...).
         threshold: the main cut-off (the paper uses 0.5; 0.7 is always reported too).
-        out: output folder (default: ``<data>/../report``).
+        out: output folder (default: ``<study>/report``).
         splits: comma-separated splits to audit (train, valid, test) or ``all``.
         cache: judge cache (default ``<data>/judge_cache.sqlite``).
         batch_size: texts per judge call.
         top: how many of the most toxic targets to list.
     """
-    from tqdm.auto import tqdm
-
     from judges.base import resolved
     from judges.cache import JudgementCache, score_cached
     from judges.registry import build_judge
 
-    data_dir = Path(data)
+    data_dir = data_folder(run)
     out_dir = Path(out) if out else data_dir.parent / "report"
     table = training_targets(data_dir, splits)
     scorer = build_judge(judge)
@@ -82,7 +92,7 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
     values: list[float | None] = []
     errors = 0
     with JudgementCache(Path(cache) if cache else data_dir / "judge_cache.sqlite") as store, \
-            tqdm(total=len(texts), desc=f"audit [{actual.name}]", unit="text") as bar:
+            progress(total=len(texts), desc=f"audit [{actual.name}]", unit="text") as bar:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
             judgements, _ = score_cached(actual, store, chunk, measure="toxicity")

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.data import bootstrap_ci, measure_values, prompt_table, shown_metrics
+from analysis.data import measure_values, prompt_table, shown_metrics
 from analysis.paper import paper_value
+from valueharms.stats import bootstrap_ci
 
 GROUP_ORDER = ["vanilla", "VIM", "ICL"]
 
 
-def _order(groups: list[str]) -> list[str]:
+def order_groups(groups: list[str]) -> list[str]:
     return sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER), g))
 
 
@@ -55,8 +56,9 @@ def contrast(base: pd.DataFrame, other: pd.DataFrame, n_resamples: int = 9999) -
     return delta, np.nan, "too few observations"
 
 
-def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999) -> pd.DataFrame:
-    """One row per (benchmark, measure, group): value, CI, n, missing, delta and p vs vanilla, paper's number."""
+def compare(frame: pd.DataFrame, *, level: float, n_boot: int = 2000, n_permutations: int = 9999) -> pd.DataFrame:
+    """One row per (benchmark, measure, group): value, CI at ``level``, n, missing, delta and p vs vanilla, paper's
+    number."""
     table = prompt_table(frame[frame["mitigation"] == "none"])
     rows = []
     for bench, block in table.groupby("benchmark"):
@@ -67,7 +69,7 @@ def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999)
                 valid = g.dropna(subset=["harm"])
                 obs[group] = pd.DataFrame({"prompt_id": valid["prompt_id"].to_numpy(),
                                            "x": measure_values(bench, measure, valid["harm"]).to_numpy()})
-                lo, hi = bootstrap_ci(obs[group]["x"], level=0.95, n_resamples=n_boot, seed=0)
+                lo, hi = bootstrap_ci(obs[group]["x"], level=level, n_resamples=n_boot, seed=0)
                 rows.append({"benchmark": bench, "measure": measure, "measure_label": label, "group": group,
                              "conditions": int(g["condition"].nunique()), "n": int(len(valid)),
                              "missing": int(g["missing"].sum()),
@@ -83,27 +85,46 @@ def compare(frame: pd.DataFrame, n_boot: int = 2000, n_permutations: int = 9999)
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["order"] = out["group"].map({g: i for i, g in enumerate(_order(list(out["group"].unique())))})
+    out["order"] = out["group"].map({g: i for i, g in enumerate(order_groups(list(out["group"].unique())))})
     return out.sort_values(["benchmark", "measure", "order"]).drop(columns="order").reset_index(drop=True)
 
 
-def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
-    """One panel per benchmark (primary measure): bars per group with bootstrap CIs."""
+def figure(table: pd.DataFrame):
+    """One panel per benchmark (primary metric) on the metric's whole scale: a bar per group with its bootstrap CI
+    and the paper's number as a hollow diamond. None when there is nothing to draw."""
+    from analysis.data import primary_metric
+    from analysis.plots import PAPER_STYLE, metric_scale, pyplot, set_scale
+
     if table.empty:
         return None
-    from analysis.data import primary_metric
-    from analysis.plots import pyplot, save_figure
-
     plt = pyplot()
     prim = table[table["measure"] == table["benchmark"].map(primary_metric)]
     benches = list(prim["benchmark"].unique())
-    fig, axes = plt.subplots(1, len(benches), figsize=(3.4 * len(benches), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(benches), figsize=(3.4 * len(benches), 3.4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
-        sub = prim[prim["benchmark"] == bench]
+        sub = prim[prim["benchmark"] == bench].reset_index(drop=True)
+        low, high, label = metric_scale(bench, sub["measure"].iloc[0])
+        x = np.arange(len(sub))
         y = sub["value"].to_numpy(dtype=float)
+        ax.bar(x, np.nan_to_num(y - low), bottom=low, color="#4C72B0", label="ours")
         err = np.vstack([y - sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float) - y])
-        ax.bar(range(len(sub)), y, yerr=np.nan_to_num(err), capsize=3, color="#4C72B0")
-        ax.set_xticks(range(len(sub)), sub["group"], rotation=30, ha="right")
-        ax.set_title(f"{bench}: {sub['measure_label'].iloc[0]}", fontsize=9)
+        ax.errorbar(x, y, yerr=np.clip(np.nan_to_num(err), 0, None), fmt="none", ecolor="black", capsize=4,
+                    label="CI")
+        paper = pd.to_numeric(sub["paper"], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(paper).any():
+            ax.plot(x, paper, **PAPER_STYLE)
+        set_scale(ax, low, high)
+        ax.set_xticks(x, sub["group"], rotation=30, ha="right")
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_title(bench, fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """:func:`figure` written as PNG (None when empty)."""
+    from analysis.plots import save_figure
+
+    fig = figure(table)
+    return None if fig is None else save_figure(fig, path)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.data import primary_metric, prompt_table
 from analysis.paper import paper_mitigation
+from valueharms.stats import bootstrap_ci
 
 MITIGATIONS = ("value", "safety", "dual")
 
@@ -42,20 +43,24 @@ def wilcoxon_p(deltas: np.ndarray) -> float:
     return float(wilcoxon(deltas, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def mitigation_table(frame: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (group, benchmark, category, mitigation) with means, mean delta, Wilcoxon p, paper's number.
+def mitigation_table(frame: pd.DataFrame, pairs: pd.DataFrame | None = None, *, level: float,
+                     n_boot: int = 2000) -> pd.DataFrame:
+    """One row per (group, benchmark, category, mitigation): mean harm without and with the mitigation and the
+    mean paired delta, each with a percentile-bootstrap CI at ``level``; Wilcoxon p; the paper's numbers.
 
     ``pairs``: :func:`paired_deltas` of ``frame`` when the caller already has it (computed otherwise).
     """
     pairs = paired_deltas(frame) if pairs is None else pairs
     rows = []
     for (group, bench, cat, mit), g in pairs.groupby(["group", "benchmark", "category", "mitigation"]):
-        rows.append({"group": group, "benchmark": bench, "category": cat, "mitigation": mit,
-                     "measure": primary_metric(bench), "pairs": len(g),
-                     "harm_none": g["harm_none"].mean(), "harm_mitigated": g["harm_mitigated"].mean(),
-                     "mean_delta": g["delta"].mean(), "p": wilcoxon_p(g["delta"].to_numpy()),
-                     "paper_none": paper_mitigation(bench, cat, "none", group),
-                     "paper_mitigated": paper_mitigation(bench, cat, mit, group)})
+        row = {"group": group, "benchmark": bench, "category": cat, "mitigation": mit,
+               "measure": primary_metric(bench), "pairs": len(g)}
+        for name, column in (("harm_none", "harm_none"), ("harm_mitigated", "harm_mitigated"), ("mean_delta", "delta")):
+            low, high = bootstrap_ci(g[column], level=level, n_resamples=n_boot, seed=0)
+            row.update({name: g[column].mean(), f"{name}_ci_low": low, f"{name}_ci_high": high})
+        row.update(p=wilcoxon_p(g["delta"].to_numpy()), paper_none=paper_mitigation(bench, cat, "none", group),
+                   paper_mitigated=paper_mitigation(bench, cat, mit, group))
+        rows.append(row)
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -63,28 +68,55 @@ def mitigation_table(frame: pd.DataFrame, pairs: pd.DataFrame | None = None) -> 
     return out.sort_values(["benchmark", "category", "group", "order"]).drop(columns="order").reset_index(drop=True)
 
 
-def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
-    """Mean paired delta per category (rows) and mitigation (bars), one panel per group."""
+def figure(table: pd.DataFrame):
+    """One panel per benchmark on its measure's whole scale (HEx-PHI 1-5, rates 0-1; never mixed on one axis):
+    a row per (group, category), the mean harm with its CI for input only and each mitigation, the paper's numbers
+    as hollow diamonds. None when there is nothing to draw."""
+    from analysis.plots import PAPER_STYLE, metric_scale, pyplot, set_scale
+
     if table.empty:
         return None
-    from analysis.plots import pyplot, save_figure
-
     plt = pyplot()
-    table = table.assign(row=table["benchmark"] + " / " + table["category"].astype(str))
-    groups = list(table["group"].unique())
-    mits = [m for m in MITIGATIONS if m in set(table["mitigation"])] + sorted(set(table["mitigation"]) - set(MITIGATIONS))
-    rows = list(dict.fromkeys(table["row"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 1.2 + 0.45 * len(rows) * max(1, len(mits)) / 2),
-                             squeeze=False, sharey=True)
-    width = 0.8 / max(1, len(mits))
-    for ax, group in zip(axes[0], groups):
-        sub = table[table["group"] == group]
-        for k, mit in enumerate(mits):
-            vals = sub[sub["mitigation"] == mit].set_index("row")["mean_delta"].reindex(rows)
-            ax.barh(np.arange(len(rows)) + k * width, vals.to_numpy(dtype=float), height=width, label=mit)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(np.arange(len(rows)) + width * (len(mits) - 1) / 2, rows, fontsize=8)
-        ax.set_title(f"{group}: harm(mitigated) - harm(input only)", fontsize=9)
-    axes[0][0].legend(fontsize=8, loc="lower right")
+    mits = ["none"] + [m for m in MITIGATIONS if m in set(table["mitigation"])]
+    mits += sorted(set(table["mitigation"]) - set(mits))
+    benches = list(dict.fromkeys(table["benchmark"]))
+    heights = [table[table["benchmark"] == b][["group", "category"]].drop_duplicates().shape[0] for b in benches]
+    fig, axes = plt.subplots(len(benches), 1, figsize=(7.5, 1.4 + 0.55 * sum(heights) * len(mits) / 3),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    colors = dict(zip(mits, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, bench in zip(axes[:, 0], benches):
+        sub = table[table["benchmark"] == bench]
+        rows = list(dict.fromkeys(zip(sub["group"], sub["category"])))
+        low, high, label = metric_scale(bench, sub["measure"].iloc[0])
+        for i, (group, cat) in enumerate(rows):
+            cell = sub[(sub["group"] == group) & (sub["category"] == cat)].set_index("mitigation")
+            for k, mit in enumerate(mits):
+                if mit != "none" and mit not in cell.index:
+                    continue
+                src = cell.iloc[0] if mit == "none" else cell.loc[mit]
+                name, paper = ("harm_none", src["paper_none"]) if mit == "none" else ("harm_mitigated",
+                                                                                       src["paper_mitigated"])
+                x, lo, hi = (float(src[c]) for c in (name, f"{name}_ci_low", f"{name}_ci_high"))
+                y = i + (k - (len(mits) - 1) / 2) * 0.8 / len(mits)
+                ax.errorbar([x], [y], xerr=[[max(x - lo, 0)], [max(hi - x, 0)]], fmt="o", color=colors[mit],
+                            capsize=3, label=mit)
+                if paper is not None and np.isfinite(float(paper)):
+                    ax.plot([float(paper)], [y], **PAPER_STYLE)
+        set_scale(ax, low, high, axis="x")
+        ax.set_yticks(range(len(rows)), [f"{g} / {c}" for g, c in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"mean {label}", fontsize=8)
+        ax.set_title(f"{bench}: harm by mitigation (dots: ours with CI)", fontsize=9)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def plot(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """:func:`figure` written as PNG (None when empty)."""
+    from analysis.plots import save_figure
+
+    fig = figure(table)
+    return None if fig is None else save_figure(fig, path)

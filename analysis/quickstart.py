@@ -156,7 +156,7 @@ def quickstart(out: str = DEFAULT_OUT, model: str = DEFAULT_MODEL, names: str = 
         ("pvq", lambda: call("pvq", adapters=str(out_dir / "adapters"), items=pvq_items or str(PLACEHOLDER_ITEMS),
                              model=model, out=str(out_dir / "report"), max_new_tokens=4 if fast else 20,
                              batch_size=64 if fast else None)),
-        ("audit", lambda: call("audit", data=str(out_dir / "data"), judge=judge, out=str(out_dir / "report"))),
+        ("audit", lambda: call("audit", run=str(out_dir), judge=judge, out=str(out_dir / "report"))),
         ("report", lambda: call("report", run=str(out_dir), judge=judge, n_boot=100 if fast else 9999,
                                 n_permutations=99 if fast else 9999)),
     ]

@@ -135,6 +135,71 @@ def regress(frame: pd.DataFrame, cov: str = "HC3", family: Family = "value", alp
     return table
 
 
+def value_slopes(frame: pd.DataFrame, *, level: float) -> pd.DataFrame:
+    """Per benchmark and value: the slope of the adapters' harm on that value alone (``y ~ 1 + x_v``, classical
+    OLS, t-based CI at ``level``), pooled over the benchmark's categories.
+
+    DESCRIPTIVE ONLY: each slope ignores the other nine values (profiles are confounded), and with few adapters the
+    CIs are wide. It still says something when the full regression cannot be fitted (the quickstart's 3 adapters).
+    A slope needs 2 adapters whose value differs, a CI needs 3.
+    """
+    import statsmodels.api as sm
+
+    X_all = adapter_values(frame)
+    harm = harm_by_adapter(frame)
+    rows = []
+    for bench, block in harm.groupby("benchmark"):
+        y = block.groupby("condition")["y"].mean()
+        y = y[y.index.isin(X_all.index)]
+        for value in VALUES:
+            x = X_all.loc[y.index, value].astype(float) if len(y) else pd.Series(dtype=float)
+            ok = x.notna()
+            row = {"benchmark": bench, "measure": primary_metric(bench), "value": value, "n_adapters": int(ok.sum()),
+                   "slope": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_level": level}
+            if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    res = sm.OLS(y[ok].to_numpy(), sm.add_constant(x[ok].to_numpy(), has_constant="add")).fit()
+                    row["slope"] = float(res.params[1])
+                    if ok.sum() >= 3:
+                        low, high = res.conf_int(alpha=1 - level)[1]
+                        row.update(ci_low=float(low), ci_high=float(high))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["benchmark", "measure", "value", "n_adapters", "slope", "ci_low", "ci_high",
+                                       "ci_level"])
+
+
+def slopes_figure(slopes: pd.DataFrame):
+    """Forest plot of :func:`value_slopes`: one panel per benchmark, a slope and CI per value, zero marked."""
+    from analysis.plots import metric_scale, pyplot
+
+    if slopes.empty or slopes["slope"].notna().sum() == 0:
+        return None
+    plt = pyplot()
+    benches = list(dict.fromkeys(slopes["benchmark"]))
+    fig, axes = plt.subplots(1, len(benches), figsize=(3.3 * len(benches), 3.6), squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        sub = slopes[slopes["benchmark"] == bench].reset_index(drop=True)
+        y = np.arange(len(sub))
+        x = sub["slope"].to_numpy(dtype=float)
+        err = np.vstack([x - sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float) - x])
+        ax.errorbar(x, y, xerr=np.clip(np.nan_to_num(err), 0, None), fmt="o", color="#4C72B0", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, sub["value"], fontsize=8)
+        ax.invert_yaxis()
+        low, high, label = metric_scale(bench, sub["measure"].iloc[0])
+        # at least the slope that would cross the whole harm scale over the 1-6 value range; wider if the CIs are
+        reach = np.nanmax(np.abs(np.r_[x, sub["ci_low"], sub["ci_high"]].astype(float)), initial=0.0)
+        limit = max((high - low) / 5, reach) * 1.05
+        ax.set_xlim(-limit, limit)
+        ax.set_xlabel(f"change in {label}\nper value point (1-6)", fontsize=8)
+        ax.set_title(f"{bench} (n = {int(sub['n_adapters'].max())} adapters)", fontsize=9)
+    fig.suptitle(f"Per-value slopes, {slopes['ci_level'].iloc[0]:.0%} CI (descriptive: one value at a time)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def paper_table(table: pd.DataFrame, column: str = "std_coef") -> pd.DataFrame:
     """Wide table like the paper's: one row per benchmark/category, one column per value, ``0.42**`` cells."""
     if table.empty:

@@ -5,33 +5,43 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from judges.join import load_scored
-from judges.metrics import compute_metrics
-from judges.score import generation_paths
+from judges.join import load_run, run_folders, study_root
+from judges.metrics import PAPER_BIAS_RULE, run_metrics
 from valueharms.io import atomic_write_text
+from valueharms.stats import METRIC_LEVEL
 
 
-def metrics(run: str, judge: str = "auto", out: str | None = None, bias_baseline: str = "overall",
-            n_resamples: int = 9999, seed: int = 1) -> str:
-    """Compute benchmark metrics with bootstrap CIs from <run>/scores/<judge>.jsonl.
+def default_out(run: str | Path, judge: str) -> Path:
+    """``<run folder>/scores/metrics_<judge>.csv`` for one generation run; ``<study>/report/...`` for a study."""
+    folders = run_folders(run)
+    if len(folders) == 1 and Path(run).resolve() in {folders[0][0].resolve(), *(p.resolve() for p in folders[0][1])}:
+        return folders[0][0] / "scores" / f"metrics_{judge}.csv"
+    return study_root(run) / "report" / f"metrics_{judge}.csv"
+
+
+def metrics(run: str, judge: str = "auto", out: str | None = None, bias_rule: str = PAPER_BIAS_RULE,
+            level: float = METRIC_LEVEL, n_resamples: int = 9999, seed: int = 1) -> str:
+    """Compute benchmark metrics with bootstrap CIs from a scored run.
 
     Args:
-        run: a run folder (or generations file) already scored with 'valueharms score'.
-        judge: which score file to read (scores/<judge>.jsonl).
-        out: output CSV path (a .json twin is written next to it); default <run>/scores/metrics_<judge>.csv.
-        bias_baseline: 'overall' (the condition's negative rate), 'original' (percent vs 0.5, as released), or a number.
+        run: a study folder, a generation run folder, or one generations file, scored with 'valueharms score'.
+        judge: a judge name, 'auto' (per measure, the most preferred judge with scores here) or 'paper' (the
+            paper's judge per measure: perspective, regard, openai).
+        out: output CSV path (a .json twin is written next to it); default <run folder>/scores/metrics_<judge>.csv
+            (a study: <study>/report/metrics_<judge>.csv).
+        bias_rule: HolisticBiasR bias score rule: 'original' (the paper's: group rate in percent vs 0.5),
+            'overall' (the condition's overall negative rate) or a fixed fraction.
+        level: bootstrap confidence level (0.975 in the study).
         n_resamples: bootstrap resamples (9999 in the study).
         seed: bootstrap seed.
     """
-    run_dir, _ = generation_paths(run)
-    baseline: str | float = bias_baseline if bias_baseline in {"overall", "original"} else float(bias_baseline)
-    table = compute_metrics(load_scored(run, judge), bias_baseline=baseline, n_resamples=n_resamples, seed=seed)
-    out_path = Path(out) if out else run_dir / "scores" / f"metrics_{judge}.csv"
+    table = run_metrics(load_run(run, judge), level=level, bias_rule=bias_rule, n_resamples=n_resamples, seed=seed)
+    out_path = Path(out) if out else default_out(run, judge)
     atomic_write_text(out_path, table.to_csv(index=False))
     atomic_write_text(out_path.with_suffix(".json"),
                       json.dumps(json.loads(table.to_json(orient="records")), indent=2) + "\n")
-    summary = table[table["axis"].isna()] if "axis" in table else table
-    print(summary[["benchmark", "condition", "mitigation", "category", "metric", "value", "n", "n_missing"]]
+    summary = table[table["axis"].isna()]
+    print(summary[["benchmark", "condition", "mitigation", "category", "metric", "value", "n", "n_missing", "judge"]]
           .to_string(index=False))
-    print(f"metrics -> {out_path}")
+    print(f"metrics [{level:.1%} CIs, bias rule {bias_rule}] -> {out_path}")
     return str(out_path)

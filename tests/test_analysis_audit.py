@@ -30,7 +30,7 @@ def test_training_targets_dedupes_and_picks_splits(tmp_path):
 
 def test_audit_counts_and_plot(tmp_path):
     data = _data(tmp_path / "data")
-    summary = audit(data=str(data), judge="offline", out=str(tmp_path / "rep"))
+    summary = audit(str(data), judge="offline", out=str(tmp_path / "rep"))
     assert summary["unique_targets"] == 9 and summary["examples"] == 12 and summary["missing"] == 0
     assert summary["above_0.5"] >= 1 and summary["above_0.5"] <= 2
     saved = json.loads((tmp_path / "rep" / "audit.json").read_text())
@@ -42,7 +42,18 @@ def test_audit_counts_and_plot(tmp_path):
 
 def test_audit_bad_input(tmp_path):
     with pytest.raises(InputError, match="prepare"):
-        audit(data=str(tmp_path / "nothing"), judge="offline")
+        audit(str(tmp_path / "nothing"), judge="offline")
     write_jsonl_atomic(tmp_path / "d" / "X" / "stage1_train.jsonl", [{"prompt": "p"}])
     with pytest.raises(InputError, match="target"):
         training_targets(tmp_path / "d")
+
+
+def test_audit_takes_the_study_folder_first(tmp_path, capsys):
+    """One CLI grammar: the run (a study folder or a generation run folder in it) is the first positional argument."""
+    from valueharms.cli import main
+
+    _data(tmp_path / "study" / "data")
+    (tmp_path / "study" / "generations" / "main").mkdir(parents=True)
+    assert main(["audit", str(tmp_path / "study" / "generations" / "main"), "--judge", "offline"]) == 0
+    saved = json.loads((tmp_path / "study" / "report" / "audit.json").read_text())
+    assert saved["unique_targets"] == 9 and "audit [offline]" in capsys.readouterr().out

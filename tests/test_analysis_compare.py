@@ -25,7 +25,7 @@ def test_prompt_table_uses_max_over_rtp_samples_and_counts_missing(frame):
 
 
 def test_compare_table_has_cis_tests_and_paper_column(frame, tmp_path):
-    table = compare.compare(frame, n_boot=300, n_permutations=999)
+    table = compare.compare(frame, level=0.95, n_boot=300, n_permutations=999)
     emt = table[table["measure"] == "expected_max_toxicity"].set_index("group")
     assert {"vanilla", "VIM", "ICL", "benign:alpaca"} <= set(emt.index)
     assert (emt["ci_low"] <= emt["value"]).all() and (emt["value"] <= emt["ci_high"]).all()
@@ -46,14 +46,16 @@ def test_mitigation_paired_deltas_on_fixture():
     frame = pd.DataFrame(rows)
     pairs = mitigation.paired_deltas(frame)
     assert len(pairs) == 2 * 6 * 2
-    table = mitigation.mitigation_table(frame).set_index("mitigation")
+    table = mitigation.mitigation_table(frame, level=0.95, n_boot=100).set_index("mitigation")
     assert table.loc["value", "mean_delta"] == pytest.approx(-1.5)  # (2-4 + 3-4)/2
+    assert -2 <= table.loc["value", "mean_delta_ci_low"] < -1.5 < table.loc["value", "mean_delta_ci_high"] <= -1
+    assert table.loc["safety", "mean_delta_ci_low"] == table.loc["safety", "mean_delta_ci_high"] == 0
     assert table.loc["value", "p"] < 0.01 and table.loc["safety", "p"] == 1.0
     assert table.loc["value", "paper_mitigated"] == 2.45 and table.loc["value", "paper_none"] == 4.10
 
 
 def test_mitigation_on_synthetic_run(frame, tmp_path):
-    table = mitigation.mitigation_table(frame)
+    table = mitigation.mitigation_table(frame, level=0.95, n_boot=100)
     assert set(table["mitigation"]) == {"value", "safety", "dual"}
     dual = table[(table["mitigation"] == "dual") & (table["group"] == "VIM")]
     assert (dual["mean_delta"] < -0.1).all()

@@ -50,7 +50,7 @@ def table():
 
 
 def test_rtp(table):
-    t = compute_metrics(table, n_resamples=999)
+    t = compute_metrics(table, level=0.975, n_resamples=999)
     emt = _get(t, "expected_max_toxicity", condition="A")
     assert emt["value"] == pytest.approx((0.7 + 0.3 + 0.6) / 3) and emt["n"] == 3 and emt["n_missing"] == 1
     assert 0.3 <= emt["ci_low"] <= emt["value"] <= emt["ci_high"] <= 0.7
@@ -61,7 +61,7 @@ def test_rtp(table):
 
 
 def test_regard_rates_groups_and_bias_scores(table):
-    t = compute_metrics(table, n_resamples=999)
+    t = compute_metrics(table, level=0.975, bias_rule="overall", n_resamples=999)
     hbr = t[t["benchmark"] == "holisticbiasr"]
     overall = {m: _get(hbr, m, axis=None)["value"] for m in
                ("negative_regard", "neutral_regard", "positive_regard", "other_regard")}
@@ -78,14 +78,14 @@ def test_regard_rates_groups_and_bias_scores(table):
     assert d["value"] == pytest.approx(0.1) and 0.25 < d["ci_high"] < 0.5
     bias = _get(hbr, "bias_score")
     assert bias["baseline"] == pytest.approx(0.25) and bias["value"] == 0.75 and bias["n"] == 4  # A, C, D
-    fixed = _get(compute_metrics(table, bias_baseline=0.5, n_resamples=999), "bias_score")
+    fixed = _get(compute_metrics(table, level=0.975, bias_rule=0.5, n_resamples=999), "bias_score")
     assert fixed["value"] == 0.5  # A and C only
-    original = _get(compute_metrics(table, bias_baseline="original", n_resamples=999), "bias_score")
+    original = _get(compute_metrics(table, level=0.975, bias_rule="original", n_resamples=999), "bias_score")
     assert original["value"] == 0.75 and original["baseline_kind"] == "original"  # percent > 0.5: A, C, D
 
 
 def test_hexphi_and_beavertails(table):
-    t = compute_metrics(table, n_resamples=999)
+    t = compute_metrics(table, level=0.975, n_resamples=999)
     x = _get(t, "harmfulness_score", category="X")
     assert (x["value"], x["n"], x["n_missing"]) == (4.0, 2, 1)
     assert _get(t, "harmfulness_rate", category="X")["value"] == 0.5
@@ -104,3 +104,22 @@ def test_bootstrap_ci_is_seeded_and_degenerate_cases():
     assert 0 <= low < vals.mean() < high <= 1
     assert bootstrap_ci([0.4], level=0.95) == (0.4, 0.4)
     assert all(math.isnan(x) for x in bootstrap_ci([], level=0.95))
+
+
+def test_level_is_recorded_and_changes_the_ci(table):
+    """Every caller states its level; the table records it, and a lower level gives a narrower interval."""
+    wide = _get(compute_metrics(table, level=0.975, n_resamples=999), "expected_max_toxicity", condition="A")
+    narrow = _get(compute_metrics(table, level=0.5, n_resamples=999), "expected_max_toxicity", condition="A")
+    assert wide["ci_level"] == 0.975 and narrow["ci_level"] == 0.5
+    assert narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]
+    with pytest.raises(TypeError):
+        compute_metrics(table)  # no default level
+
+
+def test_bias_rule_is_checked():
+    from judges.metrics import parse_bias_rule
+    from valueharms.errors import InputError
+
+    assert parse_bias_rule("original") == "original" and parse_bias_rule("0.2") == 0.2
+    with pytest.raises(InputError, match="bias_rule"):
+        parse_bias_rule("paper")

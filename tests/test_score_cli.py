@@ -72,12 +72,12 @@ def test_killed_run_resumes_and_cache_avoids_calls(run_dir):
     assert CountingJudge.calls == [] and len(list(read_jsonl(out))) == 20
 
 
-def test_load_scored_counts_missing(run_dir):
-    from judges.join import load_scored
+def test_load_run_counts_missing(run_dir):
+    from judges.join import load_run
     from judges.score import score
 
     score(str(run_dir), judge="offline", limit=5)
-    frame = load_scored(run_dir, "offline")
+    frame = load_run(run_dir, "offline")
     assert len(frame) == 20 and frame["value"].notna().sum() == 5
     assert (frame["error"] == "not scored").sum() == 15
     assert set(frame.loc[frame["benchmark"] == "holisticbiasr", "axis"]) == {"ability", "body_type"}

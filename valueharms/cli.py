@@ -28,6 +28,59 @@ COMMANDS: dict[str, tuple[str, str]] = {
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+#: Library warnings that tell a valueharms user nothing: messages about the project's deliberate choices (its
+#: own batch sampler, batches without tensors, args passed to LightningCLI from the console script) and
+#: deprecations inside libraries. Matched by message (re.match at the start) so other warnings still show.
+NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    (r"LightningCLI's args parameter is intended to run from within Python", Warning),
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning),
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+    (r"You are using a custom batch sampler `\w+` for prediction", Warning),
+    (r"You have overridden `transfer_batch_to_device` in `LightningModule` but have passed in a", Warning),
+    (r"The '\w+_dataloader' does not have many workers", Warning),
+)
+#: Library warnings silenced by category and module (deprecation notices addressed to library developers).
+NOISE_MODULES: tuple[tuple[str, type[Warning]], ...] = (
+    (r"pandas(\.|$)", DeprecationWarning), (r"gradio(\.|$)", DeprecationWarning), (r"gradio(\.|$)", FutureWarning),
+    (r"jsonargparse(\.|$)", DeprecationWarning),
+)
+#: Log lines (Lightning's rank-zero info) that are advertisements or notes on the project's deliberate design.
+NOISE_LOG_PREFIXES = ("💡 Tip", "The following callbacks returned in `LightningModule.configure_callbacks` will override")
+NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning_utilities.core.rank_zero")
+
+
+class _DropNoise:
+    """A logging filter that drops the records listed in :data:`NOISE_LOG_PREFIXES`."""
+
+    def filter(self, record: object) -> bool:
+        message = str(getattr(record, "msg", ""))
+        return not message.startswith(NOISE_LOG_PREFIXES)
+
+
+def quiet_library_noise() -> None:
+    """Filter the known library noise (not all warnings). Skipped when the user set -W / PYTHONWARNINGS or
+    VALUEHARMS_VERBOSE=1, so anything can still be seen."""
+    import logging
+    import os
+    import warnings
+
+    if sys.warnoptions or os.environ.get("VALUEHARMS_VERBOSE") == "1":
+        return
+    from valueharms.progress import is_terminal
+
+    if not is_terminal(sys.stderr):  # in a log, hub/transformers bars are carriage-return noise (read at their import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for message, category in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for module, category in NOISE_MODULES:
+        warnings.filterwarnings("ignore", category=category, module=module)
+    for name in NOISE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
+
+
 def _resolve(target: str) -> Callable:
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
@@ -66,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from valueharms.errors import InputError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_library_noise()
     try:
         run_command(argv)
     except InputError as err:

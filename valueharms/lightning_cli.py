@@ -71,6 +71,14 @@ def _cli_class():
             if add_subcommands:
                 self._subcommand_parsers, self._subcommand_method_arguments = subparsers, method_arguments
 
+        def instantiate_trainer(self, **kwargs):  # noqa: ANN003 (LightningCLI signature)
+            """In a log (not a terminal) the bar becomes one progress line per N batches (valueharms.progress)."""
+            from valueharms.progress import use_line_progress_bar
+
+            trainer = super().instantiate_trainer(**kwargs)
+            use_line_progress_bar(trainer)
+            return trainer
+
         def fit(self, model, datamodule=None, ckpt_path=None, **kwargs):  # noqa: ANN001 (LightningCLI signature)
             if ckpt_path is None:
                 found = find_resume_checkpoint(model, datamodule)
