@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import AUDIT
+from judges.base import Judge
+from judges.registry import as_judge, expand_judge_argv
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json, atomic_write_text, read_jsonl
 
@@ -53,13 +55,14 @@ def _plot(scores: np.ndarray, threshold: float, path: Path, judge: str) -> Path:
     return save_figure(fig, path)
 
 
-def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: float = 0.5, out: str | None = None,
+def audit(data: str = "runs/quickstart/data", judge: Judge = "auto", threshold: float = 0.5, out: str | None = None,
           splits: str = "train", cache: str | None = None, batch_size: int = 256, top: int = 20) -> dict:
     """Judge the toxicity of every VIM training target and count those above ``threshold`` and 0.7.
 
     Args:
         data: the ``prepare`` output folder (``<distribution>/stage{1,2}_<split>.jsonl``).
-        judge: any judge that scores toxicity (auto, offline, detoxify, perspective, ...).
+        judge: any judge that scores toxicity (auto, offline, detoxify, perspective, ...); its options follow as
+            --judge.OPTION VALUE ('valueharms audit --judge.help NAME' lists them).
         threshold: the main cut-off (the paper uses 0.5; 0.7 is always reported too).
         out: output folder (default: ``<data>/../report``).
         splits: comma-separated splits to audit (train, valid, test) or ``all``.
@@ -71,12 +74,11 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
 
     from judges.base import resolved
     from judges.cache import JudgementCache, score_cached
-    from judges.registry import build_judge
 
     data_dir = Path(data)
     out_dir = Path(out) if out else data_dir.parent / "report"
     table = training_targets(data_dir, splits)
-    scorer = build_judge(judge)
+    scorer = as_judge(judge)
     actual = resolved(scorer, "toxicity")
     texts = table["text"].tolist()
     values: list[float | None] = []
@@ -110,3 +112,6 @@ def audit(data: str = "runs/quickstart/data", judge: str = "auto", threshold: fl
           f"{summary['above_threshold']} >= {threshold:g}, {summary['above_0.7']} >= 0.7, {errors} missing "
           f"-> {out_dir / 'audit.json'}")
     return summary
+
+
+audit.cli_argv = expand_judge_argv  # type: ignore[attr-defined]  # '--judge NAME' -> the judge's class path
