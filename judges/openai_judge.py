@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import Iterator
 
@@ -97,6 +97,7 @@ class OpenAIJudge:
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
             raise InputError(None, None, "OPENAI_API_KEY", "the openai judge needs OPENAI_API_KEY in the environment")
+        base_url = check_url(base_url)
         paths = rubric_paths(template, data_dir) if not (hexphi_template and beavertails_template) else {}
         paths.update({m: Path(p) for m, p in (("harmfulness", hexphi_template),
                                                  ("flagged", beavertails_template)) if p})
@@ -106,7 +107,7 @@ class OpenAIJudge:
                         f":b{text_hash(self.templates['flagged'])}")
         self.concurrency, self.batch, self.batch_poll_s, self.batch_dir = concurrency, batch, batch_poll_s, batch_dir
         self._key = key
-        self._client = OpenAI(api_key=key, base_url=check_url(base_url), timeout=timeout, max_retries=max_retries)
+        self._client = OpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self._bucket = TokenBucket(rps, burst=max(1, concurrency))
         self._guard = ConnectionGuard(self.name, str(self._client.base_url), max_connection_failures)
         for noisy in ("httpx", "httpcore", "openai"):
@@ -156,8 +157,8 @@ class OpenAIJudge:
 
     def iter_score(self, texts: list[str], *, measure: str, contexts: list[dict] | None = None
                    ) -> Iterator[tuple[int, Judgement]]:
-        """``(index, judgement)`` as each answer arrives; at most ``concurrency`` requests in flight, so a
-        stop (Ctrl-C, fail-fast, a killed consumer) abandons only those."""
+        """``(index, judgement)`` as each answer arrives; at most ``concurrency`` requests in flight. On Ctrl-C
+        the answers of those in flight are still handed over (they are paid for); kill -9 loses only them."""
         check_measure(self, measure)
         contexts = contexts or [None] * len(texts)
         if self.batch:
@@ -179,6 +180,13 @@ class OpenAIJudge:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield running.pop(fut), fut.result()
+        except KeyboardInterrupt:  # the requests in flight are paid for: hand their answers over, then stop
+            pool.shutdown(wait=False, cancel_futures=True)
+            log.warning("interrupted: keeping the answers of %d requests in flight", len(running))
+            for fut in as_completed(running):
+                if not fut.cancelled() and fut.exception() is None:
+                    yield running[fut], fut.result()
+            raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
