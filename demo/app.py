@@ -82,8 +82,7 @@ def build_app(backend: ChatBackend, judge: str | Any | None = "offline", runs: s
     """
     import gradio as gr
 
-    judge_obj, judge_status = (load_judge(judge) if isinstance(judge, str) or judge is None
-                               else (judge, f"judge: {getattr(judge, 'name', 'judge')}"))
+    judge_obj, judge_status = load_judge(judge) if isinstance(judge, str) or judge is None else (judge, "judge")
     choices = backend.choices()
     first = choices[1] if len(choices) > 1 else VANILLA
 
