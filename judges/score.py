@@ -60,11 +60,6 @@ def scored_hashes(path: Path) -> dict[tuple[str, str], str | None]:
             if r.get("value") is not None and not r.get("error") and "key" in r}
 
 
-def done_keys(path: Path) -> set[tuple[str, str]]:
-    """(key, measure) pairs with a successful record, whatever text they judged."""
-    return set(scored_hashes(Path(path)))
-
-
 def score_record(item: Item, judge: Any, judgement: Judgement) -> dict:
     return {"key": item.key, "judge": judge.name, "judge_version": judge.version, "measure": item.measure,
             "value": judgement.value, "label": judgement.label, "labels": judgement.labels,
