@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import AUDIT
+from judges.base import Judge
+from judges.registry import as_judge, expand_judge_argv
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json, atomic_write_text, read_jsonl
 from valueharms.progress import progress
@@ -64,14 +66,15 @@ def data_folder(run: str | Path) -> Path:
     return study_root(path) / "data"
 
 
-def audit(run: str, judge: str = "auto", threshold: float = 0.5, out: str | None = None, splits: str = "train",
+def audit(run: str, judge: Judge = "auto", threshold: float = 0.5, out: str | None = None, splits: str = "train",
           cache: str | None = None, batch_size: int = 256, top: int = 20) -> dict:
     """Judge the toxicity of every VIM training target and count those above ``threshold`` and 0.7.
 
     Args:
         run: the study folder (its ``data/`` is audited), a generation run folder inside it, or the ``prepare``
             output folder itself (``<distribution>/stage{1,2}_<split>.jsonl``).
-        judge: any judge that scores toxicity (auto, offline, detoxify, perspective, ...).
+        judge: any judge that scores toxicity (auto, offline, detoxify, perspective, ...); its options follow as
+            --judge.OPTION VALUE ('valueharms audit --judge.help NAME' lists them).
         threshold: the main cut-off (the paper uses 0.5; 0.7 is always reported too).
         out: output folder (default: ``<study>/report``).
         splits: comma-separated splits to audit (train, valid, test) or ``all``.
@@ -81,12 +84,11 @@ def audit(run: str, judge: str = "auto", threshold: float = 0.5, out: str | None
     """
     from judges.base import resolved
     from judges.cache import JudgementCache, score_cached
-    from judges.registry import build_judge
 
     data_dir = data_folder(run)
     out_dir = Path(out) if out else data_dir.parent / "report"
     table = training_targets(data_dir, splits)
-    scorer = build_judge(judge)
+    scorer = as_judge(judge)
     actual = resolved(scorer, "toxicity")
     texts = table["text"].tolist()
     values: list[float | None] = []
@@ -120,3 +122,6 @@ def audit(run: str, judge: str = "auto", threshold: float = 0.5, out: str | None
           f"{summary['above_threshold']} >= {threshold:g}, {summary['above_0.7']} >= 0.7, {errors} missing "
           f"-> {out_dir / 'audit.json'}")
     return summary
+
+
+audit.cli_argv = expand_judge_argv  # type: ignore[attr-defined]  # '--judge NAME' -> the judge's class path

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from demo.backend import VANILLA, ChatBackend, ChatSettings
+from judges.base import Judge
+from judges.registry import build_judge, expand_judge_argv
 from valueharms.errors import InputError
 from valueharms.model_loading import DEFAULT_MODEL
 from valueharms.values import VALUES, ValueProfile
@@ -18,14 +20,13 @@ NO_ADAPTERS = ("**No trained adapters found** under `{runs}`: only the vanilla m
                "then restart the demo.")
 
 
-def load_judge(name: str | None) -> tuple[Any | None, str]:
-    """The judge object, or None plus a one-line reason (the UI shows it instead of a score)."""
+def load_judge(name: str | None, options: dict | None = None) -> tuple[Any | None, str]:
+    """The judge built by the registry from its name and options, or None plus a one-line reason (the UI shows
+    it instead of a score)."""
     if not name or name == "none":
         return None, "judge disabled"
     try:
-        from judges.registry import build_judge
-
-        return build_judge(name), f"judge: {name}"
+        return build_judge(name, options), f"judge: {name}"
     except (ImportError, KeyError, InputError, ValueError, RuntimeError) as err:
         return None, f"judge unavailable ({name}: {str(err).splitlines()[0] if str(err) else type(err).__name__})"
 
@@ -163,14 +164,15 @@ def build_app(backend: ChatBackend, judge: str | Any | None = "offline", runs: s
     return app
 
 
-def demo(runs: str = "runs/quickstart", model: str = DEFAULT_MODEL, judge: str = "offline",
+def demo(runs: str = "runs/quickstart", model: str = DEFAULT_MODEL, judge: Judge = "offline",
          host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
     """Serve the chat demo.
 
     Args:
         runs: folder searched for trained adapters (folders with valueharms.json).
         model: base model alias or local folder (the adapters' base).
-        judge: judge scoring each reply (offline needs no key; openai/perspective need their env keys; none).
+        judge: judge scoring each reply's toxicity (offline needs no key; perspective needs its env key); its
+            options follow as --judge.OPTION VALUE ('valueharms demo --judge.help NAME').
         host: address to bind.
         port: port to serve on.
         share: ask Gradio for a public share link.
@@ -179,3 +181,6 @@ def demo(runs: str = "runs/quickstart", model: str = DEFAULT_MODEL, judge: str =
     app = build_app(backend, judge=judge, runs=runs)
     print(f"adapters: {', '.join(backend.choices()[1:]) or 'none (vanilla only)'}")
     app.queue().launch(server_name=host, server_port=port, share=share)
+
+
+demo.cli_argv = expand_judge_argv  # type: ignore[attr-defined]  # '--judge NAME' -> the judge's class path

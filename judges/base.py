@@ -3,13 +3,20 @@
 Why: scorers (Perspective, GPT-4o, regard, Detoxify, offline heuristics) are swapped without touching
 generation or analysis. A failed call is ``value=None`` plus ``error`` -- never 0 -- so missing scores are
 counted instead of silently lowering toxicity (lm-eval's Perspective metric returns 0 on errors).
+
+A judge is a class whose constructor takes its own options (typed, documented: ``valueharms score --judge
+NAME --judge.OPTION VALUE`` and ``--judge.help NAME`` come from that signature) and that has ``name``,
+``version``, ``measures`` and ``score``. Optional: ``iter_score`` (yield ``(index, judgement)`` as answers
+arrive, so paid answers are stored one by one), ``resolve(measure)`` (a judge that delegates per measure), and
+a static ``runs_locally(options)`` (True when it needs no key, network or download: ``auto`` may pick it).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from valueharms.errors import InputError
 from valueharms.io import sha256_text
 
 from valueharms.measures import MEASURES as _MEASURES
@@ -57,7 +64,9 @@ class Judge(Protocol):
     version: str
     measures: tuple[str, ...]
 
-    def score(self, texts: list[str], *, measure: str, contexts: list[dict] | None = None) -> list[Judgement]:
+    def score(self, texts: Any, *, measure: Any, contexts: Any = None) -> Any:
+        """``texts: list[str]``, ``measure: str``, ``contexts: list[dict] | None`` -> ``list[Judgement]``, one
+        per text, in order. (Annotated ``Any`` so the command line accepts any class with this call shape.)"""
         ...
 
 
@@ -74,7 +83,8 @@ def resolved(judge: Judge, measure: str) -> Judge:
 
 def check_measure(judge: Judge, measure: str) -> None:
     if measure not in judge.measures:
-        raise ValueError(f"judge {judge.name!r} cannot score {measure!r} (it scores: {', '.join(judge.measures)})")
+        raise InputError(None, None, "measure", f"judge {judge.name!r} cannot score {measure!r} "
+                         f"(it scores: {', '.join(judge.measures)})")
 
 
 def mask_secret(text: str, secret: str | None) -> str:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from judges.base import Judgement
 from valueharms.io import sha256_text
@@ -79,24 +79,51 @@ class JudgementCache:
         self.close()
 
 
+def judge_stream(judge, cache: JudgementCache | None, texts: list[str], *, measure: str,
+                 contexts: list[dict] | None = None) -> Iterator[tuple[list[int], Judgement, bool]]:
+    """Judge ``texts`` through ``cache``, yielding ``(indices, judgement, fresh)`` as each becomes known.
+
+    Cache hits come first; each distinct text is judged once (``indices`` are every position holding it).
+    A fresh judgement is stored in the cache BEFORE it is yielded, so a caller that writes it next loses
+    nothing paid when killed in between (the rerun finds it in the cache). Judges with ``iter_score`` give
+    answers one by one as they arrive; others answer the whole list at once.
+    """
+    contexts = list(contexts) if contexts else [None] * len(texts)
+    hashes = [cache_key(t, c) for t, c in zip(texts, contexts)]
+    hits = cache.get_many(judge.name, judge.version, measure, hashes) if cache is not None else {}
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(hashes):
+        positions.setdefault(h, []).append(i)
+    for h, idx in positions.items():
+        if h in hits:
+            yield idx, hits[h], False
+    unique = [h for h in positions if h not in hits]
+    if not unique:
+        return
+    sub_texts = [texts[positions[h][0]] for h in unique]
+    sub_ctx = [contexts[positions[h][0]] for h in unique] if any(c is not None for c in contexts) else None
+    if hasattr(judge, "iter_score"):
+        for k, judgement in judge.iter_score(sub_texts, measure=measure, contexts=sub_ctx):
+            if cache is not None:
+                cache.put_many(judge.name, judge.version, measure, [(unique[k], judgement)])
+            yield positions[unique[k]], judgement, True
+        return
+    results = judge.score(sub_texts, measure=measure, contexts=sub_ctx)
+    if len(results) != len(unique):
+        raise RuntimeError(f"judge {judge.name} returned {len(results)} judgements for {len(unique)} texts")
+    if cache is not None:
+        cache.put_many(judge.name, judge.version, measure, zip(unique, results))
+    for h, judgement in zip(unique, results):
+        yield positions[h], judgement, True
+
+
 def score_cached(judge, cache: JudgementCache | None, texts: list[str], *, measure: str,
                  contexts: list[dict] | None = None) -> tuple[list[Judgement], int]:
     """Score ``texts`` through ``cache``; returns judgements in order and how many were sent to the judge."""
-    contexts = contexts or [None] * len(texts)
-    hashes = [cache_key(t, c) for t, c in zip(texts, contexts)]
-    hits = cache.get_many(judge.name, judge.version, measure, hashes) if cache is not None else {}
-    todo = [i for i, h in enumerate(hashes) if h not in hits]
-    # a duplicate text inside one batch is judged once
-    first_of: dict[str, int] = {}
-    unique = [i for i in todo if first_of.setdefault(hashes[i], i) == i]
-    fresh: dict[str, Judgement] = {}
-    if unique:
-        sub_ctx = [contexts[i] for i in unique] if any(c is not None for c in contexts) else None
-        results = judge.score([texts[i] for i in unique], measure=measure, contexts=sub_ctx)
-        if len(results) != len(unique):
-            raise RuntimeError(f"judge {judge.name} returned {len(results)} judgements for {len(unique)} texts")
-        fresh = {hashes[i]: j for i, j in zip(unique, results)}
-        if cache is not None:
-            cache.put_many(judge.name, judge.version, measure, fresh.items())
-    out = [hits.get(h) or fresh[h] for h in hashes]
-    return out, len(unique)
+    out: list[Judgement | None] = [None] * len(texts)
+    calls = 0
+    for indices, judgement, fresh in judge_stream(judge, cache, texts, measure=measure, contexts=contexts):
+        calls += fresh
+        for i in indices:
+            out[i] = judgement
+    return out, calls  # type: ignore[return-value]

@@ -48,6 +48,14 @@ class DetoxifyJudge:
     def __init__(self, model_type: str = "original", checkpoint: str | None = None,
                  huggingface_config_path: str | None = None, device: str | None = None,
                  batch_size: int = 64) -> None:
+        """
+        Args:
+            model_type: original, unbiased, multilingual, original-small or unbiased-small.
+            checkpoint: a local Detoxify checkpoint (.ckpt) instead of torch hub's.
+            huggingface_config_path: folder with the base model's config + tokenizer (fully offline use).
+            device: cpu or cuda (default: cuda when available).
+            batch_size: texts per forward pass.
+        """
         import torch
         from detoxify import Detoxify
 
@@ -59,6 +67,14 @@ class DetoxifyJudge:
         self.batch_size = batch_size
         source = Path(checkpoint).name if checkpoint else CHECKPOINT_FILES.get(model_type, model_type)
         self.version = f"detoxify:{model_type}:{source}"
+
+    @staticmethod
+    def runs_locally(options: dict | None = None) -> bool:
+        """True when the weights are on disk already (a given checkpoint, or torch hub's cache)."""
+        options = options or {}
+        if options.get("checkpoint"):
+            return Path(options["checkpoint"]).is_file()
+        return cached_checkpoint(options.get("model_type") or "original") is not None
 
     def score(self, texts: list[str], *, measure: str = "toxicity", contexts: list[dict] | None = None
               ) -> list[Judgement]:

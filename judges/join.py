@@ -7,8 +7,8 @@ only when it judged that generation's CURRENT text: its ``text_sha256`` equals t
 never joined, and its generation counts as missing until ``valueharms score`` re-judges it.
 
 Which judge: a name, ``auto`` (per measure, the most preferred judge with scores in the run,
-:data:`judges.registry.JUDGE_PREFERENCE`) or ``paper`` (the paper's judge per measure,
-:data:`judges.registry.PAPER_JUDGES`).
+:data:`judges.registry.PREFERENCE`) or ``paper`` (the paper's judge per measure,
+:data:`judges.registry.PAPER`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.registry import get_spec
-from judges.registry import JUDGE_PREFERENCE, PAPER_JUDGES, canonical_judge
+from judges.registry import PREFERENCE, PAPER, canonical_judge
 from judges.score import read_generations
 from judges.textprep import build_item
 from valueharms.errors import InputError
@@ -147,7 +147,7 @@ def choose_judges(scored: ScoredRun, judge: str = "auto") -> dict[str, str | Non
     if not found:
         raise InputError(scored.path, None, "judge", "no score records under scores/; run 'valueharms score RUN' first")
     if judge == "paper":
-        chosen: dict[str, str | None] = {m: PAPER_JUDGES.get(get_measure(m).name) for m in measures}
+        chosen: dict[str, str | None] = {m: PAPER.get(get_measure(m).name) for m in measures}
         lacking = [f"{j or 'no paper judge'} for {m}" for m, j in chosen.items() if j not in scored.judges_for(m)]
         if lacking:
             raise InputError(scored.path, None, "judge", f"--judge paper needs scores from {', '.join(lacking)}; "
@@ -157,7 +157,7 @@ def choose_judges(scored: ScoredRun, judge: str = "auto") -> dict[str, str | Non
         chosen = {}
         for m in measures:
             have = scored.judges_for(m)
-            chosen[m] = next((j for j in JUDGE_PREFERENCE if j in have), have[0] if have else None)
+            chosen[m] = next((j for j in PREFERENCE if j in have), have[0] if have else None)
         if not any(chosen.values()):
             raise InputError(scored.path, None, "judge", "every score record is stale (texts changed since they were "
                              "judged); rerun 'valueharms score RUN'")

@@ -1,18 +1,19 @@
-"""Token-bucket rate limiting and capped exponential backoff with jitter, shared by the API judges.
+"""What the API judges share about talking to an endpoint: rate limits, retries, fail-fast, URL checks.
 
-Why: Perspective allows 1 QPS by default and OpenAI returns 429 under load; unbounded retries ran for hours
-in HELM (#2081), so total retry time is capped and a text that still fails becomes a missing judgement.
+Why: a wrong ``base_url`` must not cost days of per-text retries (stop after a few connection failures in a
+row, naming the endpoint), a server that says ``Retry-After`` is obeyed, and quota is respected. Retrying is
+left to well-kept code: the ``openai`` client's own ``max_retries`` for the OpenAI judge, ``tenacity`` for the
+Perspective judge; only the token bucket and the fail-fast counter are ours.
 """
 
 from __future__ import annotations
 
-import random
+import email.utils
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable
 
-T = TypeVar("T")
+from valueharms.errors import InputError
 
 
 class TokenBucket:
@@ -21,7 +22,7 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if rate <= 0:
-            raise ValueError("rate must be > 0")
+            raise InputError(None, None, "rps", "a request rate must be > 0")
         self.rate, self.capacity = float(rate), max(1.0, float(burst))
         self._tokens = self.capacity
         self._clock, self._sleep = clock, sleep
@@ -42,28 +43,83 @@ class TokenBucket:
 
 
 class RetryableError(Exception):
-    """A transient failure (429, 5xx, timeout, malformed body) worth another try."""
+    """A transient failure (429, 5xx, timeout, malformed body) worth another try; ``retry_after`` in seconds
+    when the server said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_total: float = 120.0  # seconds of waiting over all retries of one item
+class EndpointUnreachable(InputError):
+    """Several requests in a row failed to connect: the endpoint is wrong or down, so stop instead of retrying
+    every text. Subclasses :class:`InputError` so the CLI prints one line and exits 2."""
 
-    def run(self, fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
-        """Call ``fn`` until it succeeds; retry on :class:`RetryableError` with full-jitter backoff."""
-        waited = 0.0
-        for attempt in range(self.max_attempts):
-            try:
-                return fn()
-            except RetryableError:
-                if attempt == self.max_attempts - 1:
-                    raise
-                delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-                if waited + delay > self.max_total:
-                    raise
-                waited += delay
-                sleep(delay)
-        raise AssertionError("unreachable")
+
+class ConnectionGuard:
+    """Counts connection-level failures in a row (refused, DNS, TLS, bad scheme) across threads and raises
+    :class:`EndpointUnreachable` at ``limit``; any answer from the server resets the count."""
+
+    def __init__(self, judge: str, endpoint: str, limit: int = 3, option: str = "--judge.base_url") -> None:
+        self.judge, self.endpoint, self.limit, self.option = judge, endpoint, max(1, int(limit)), option
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self._failures += 1
+            count = self._failures
+        if count >= self.limit:
+            raise EndpointUnreachable(None, None, None, (
+                f"cannot reach the {self.judge} endpoint {self.endpoint} ({reason}; {count} requests in a row); "
+                f"check {self.option} and the network, then rerun (judgements already received are kept)"))
+
+
+def check_url(url: str | None, option: str = "--judge.base_url") -> str | None:
+    """Reject a malformed endpoint URL up front (one line, exit 2) instead of failing on every request."""
+    if url is None:
+        return None
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as err:
+        raise InputError(None, None, option, f"malformed URL {url!r} ({err})") from None
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise InputError(None, None, option, f"malformed URL {url!r}: expected http(s)://host[:port]/path")
+    return url
+
+
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def backoff(base_delay: float, max_attempts: int, max_total: float, max_delay: float = 30.0):
+    """A ``tenacity.Retrying`` for :class:`RetryableError`: the server's ``Retry-After`` when it sent one,
+    else exponential backoff with jitter; at most ``max_attempts`` tries and ``max_total`` seconds."""
+    import tenacity
+
+    jitter = tenacity.wait_random_exponential(multiplier=base_delay, max=max_delay)  # "full jitter"
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        asked = getattr(err, "retry_after", None)
+        return min(float(asked), max_total) if asked is not None else jitter(state)
+
+    return tenacity.Retrying(retry=tenacity.retry_if_exception_type(RetryableError), wait=wait, reraise=True,
+                             stop=tenacity.stop_after_attempt(max_attempts) | tenacity.stop_after_delay(max_total))

@@ -1,143 +1,221 @@
-"""``valueharms score``: judge a generation run through the cache and append score records (resumable).
+"""``valueharms score``: judge a run's generations through the cache and append score records (resumable).
 
-Why: scoring is separate from generation so a new judge needs no regeneration; a killed run resumes from
-``scores/<judge>.jsonl`` (keys already scored are skipped) and from the SQLite cache (no call is paid twice).
+Why: scoring is separate from generation so a new judge needs no regeneration. Every judgement is stored as
+it arrives -- in the SQLite cache first, then in ``scores/<judge>.jsonl`` -- so kill -9 or Ctrl-C loses at most
+the requests in flight and a rerun pays for nothing already answered. A record is skipped only when its
+``text_sha256`` equals the hash of the text the current generation gives (:func:`judges.textprep.build_item`);
+a changed output is judged again (through the cache: an unchanged text costs nothing). One writer per score
+file (:class:`valueharms.locking.RunLock`). A judge that covers only some measures scores those benchmarks and
+names the others; ``--judge paper`` / ``auto`` pick a judge per measure, each writing its own file.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from judges.base import resolved
-from judges.cache import JudgementCache, score_cached
-from judges.registry import JUDGES, build_judge
+from benchmarks.registry import get_spec
+from judges.base import Judge, Judgement, resolved
+from judges.cache import JudgementCache, judge_stream
+from judges.registry import as_judge, expand_judge_argv
+from judges.runs import GenerationRun, generation_paths, generation_runs, read_generations  # noqa: F401
 from judges.textprep import build_item
 from valueharms.errors import InputError
-from valueharms.io import JsonlAppender, read_jsonl
-
-log = logging.getLogger(__name__)
-
-
-def generation_paths(run: str | Path) -> tuple[Path, list[Path]]:
-    """(run folder, generation files): a file, or every ``generations*.jsonl`` in a run folder."""
-    run = Path(run)
-    if run.is_file():
-        return run.parent, [run]
-    if not run.is_dir():
-        raise InputError(run, None, None, "no such run folder or generations file")
-    files = sorted(run.glob("generations*.jsonl"))
-    if not files:
-        raise InputError(run, None, None, "no generations*.jsonl in this folder; run 'valueharms predict' first")
-    return run, files
+from valueharms.io import JsonlAppender, read_jsonl, sha256_text
+from valueharms.locking import RunLock
 
 
-def read_generations(files: list[Path]) -> list[tuple[Path, int, dict]]:
-    seen: dict[str, tuple[Path, int, dict]] = {}
-    for path in files:
-        for i, rec in enumerate(read_jsonl(path), start=1):
-            if not isinstance(rec, dict) or not rec.get("key"):
-                raise InputError(path, i, "key", "generation record without a key")
-            seen[rec["key"]] = (path, i, rec)  # a key written twice: the last one wins
-    return list(seen.values())
+@dataclass(frozen=True)
+class Item:
+    """One (generation, measure) to judge: the exact text, its context and its hash."""
+
+    key: str
+    benchmark: str
+    measure: str
+    text: str
+    context: dict | None
+    sha: str
 
 
-def done_keys(path: Path) -> set[tuple[str, str]]:
-    """(key, measure) pairs already scored successfully; failures are retried."""
-    if not path.is_file():
-        return set()
-    return {(r["key"], r.get("measure")) for r in read_jsonl(path)
-            if r.get("value") is not None and not r.get("error")}
-
-
-def _judge_options(name: str, options: dict) -> dict:
-    target = JUDGES.get(name)
-    params = inspect.signature(target).parameters
-    return {k: v for k, v in options.items() if v is not None and k in params}
-
-
-def score(run: str, judge: str = "auto", measure: str | None = None, out: str | None = None,
-          cache: str | None = None, batch_size: int = 32, limit: int | None = None, model: str | None = None,
-          base_url: str | None = None, hexphi_template: str | None = None,
-          beavertails_template: str | None = None, batch: bool = False, attributes: str | None = None,
-          model_type: str | None = None, checkpoint: str | None = None,
-          huggingface_config_path: str | None = None, device: str | None = None, qps: float | None = None,
-          concurrency: int | None = None) -> dict:
-    """Score the generations of a run with a judge; resumable and cached.
-
-    Args:
-        run: a run folder with generations*.jsonl, or one generations file.
-        judge: auto, offline, detoxify, regard, perspective, openai (alias gpt-4o).
-        measure: force one measure (toxicity, regard, harmfulness, flagged) instead of the benchmark's own.
-        out: score records file (default <run>/scores/<judge>.jsonl).
-        cache: SQLite cache (default <run>/scores/judge_cache.sqlite).
-        batch_size: texts per judge call batch.
-        limit: score at most this many pending records (a quick look).
-        model: judge model (openai model id, or regard model id/path).
-        base_url: OpenAI-compatible or Perspective endpoint override.
-        hexphi_template: HEx-PHI rubric file with two %s slots (instruction, response).
-        beavertails_template: BeaverTails rubric file with two %s slots.
-        batch: use the OpenAI Batch API (slow, cheaper).
-        attributes: Perspective attributes, comma separated (first one is the value).
-        model_type: Detoxify model type (original, unbiased, multilingual, ...).
-        checkpoint: local Detoxify checkpoint (.ckpt).
-        huggingface_config_path: folder with the Detoxify base model config + tokenizer (offline).
-        device: cpu or cuda for local models.
-        qps: Perspective requests per second.
-        concurrency: OpenAI concurrent requests.
-    """
-    from tqdm.auto import tqdm
-
-    run_dir, files = generation_paths(run)
-    out_path = Path(out) if out else run_dir / "scores" / f"{judge}.jsonl"
-    cache_path = Path(cache) if cache else run_dir / "scores" / "judge_cache.sqlite"
-    records = read_generations(files)
-    skip = done_keys(out_path)
-    pending: dict[str, list[tuple[dict, str, dict | None]]] = {}
-    already = 0
+def collect(gen_run: GenerationRun, wanted: set[str] | None, measure: str | None) -> tuple[list[Item], int]:
+    """The items of one generation run (restricted to ``wanted`` benchmarks) and its record count."""
+    records = read_generations(gen_run.files)
+    items = []
     for path, row, rec in records:
         m, text, ctx = build_item(rec, measure, path=path, row=row)
-        if (rec["key"], m) in skip:
-            already += 1
+        bench = get_spec(rec.get("benchmark")).name
+        if wanted is None or bench in wanted:
+            items.append(Item(rec["key"], bench, m, text, ctx, sha256_text(text)))
+    return items, len(records)
+
+
+def scored_hashes(path: Path) -> dict[tuple[str, str], str | None]:
+    """(key, measure) -> ``text_sha256`` of its last successful record (None for records from before hashes)."""
+    if not path.is_file():
+        return {}
+    return {(r["key"], r.get("measure")): r.get("text_sha256") for r in read_jsonl(path)
+            if r.get("value") is not None and not r.get("error") and "key" in r}
+
+
+def score_record(item: Item, judge: Any, judgement: Judgement) -> dict:
+    return {"key": item.key, "judge": judge.name, "judge_version": judge.version, "measure": item.measure,
+            "value": judgement.value, "label": judgement.label, "labels": judgement.labels,
+            "scored_text": item.text, "text_sha256": item.sha, "raw": judgement.raw, "error": judgement.error}
+
+
+def judge_items(judge: Any, store: JudgementCache, sink: JsonlAppender, items: list[Item], measure: str,
+                batch_size: int, bar: Any) -> Counter:
+    """Judge ``items`` chunk by chunk; each paid answer is written as soon as it arrives (after the cache)."""
+    counts: Counter = Counter()
+    streaming = hasattr(judge, "iter_score")
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        contexts = [i.context for i in chunk] if any(i.context for i in chunk) else None
+        rows: list[dict] = []
+        for indices, judgement, fresh in judge_stream(judge, store, [i.text for i in chunk], measure=measure,
+                                                      contexts=contexts):
+            counts["judge_calls"] += fresh
+            counts["scored" if judgement.ok else "missing"] += len(indices)
+            rows += [score_record(chunk[k], judge, judgement) for k in indices]
+            if fresh and streaming:  # a paid answer reaches the file before the next one is awaited
+                sink.write_many(rows)
+                rows = []
+            bar.update(len(indices))
+        sink.write_many(rows)
+    return counts
+
+
+def _pending(items: list[Item], paths: dict[str, Path], budget: list[int | None]) -> tuple[dict, Counter]:
+    """Items whose stored hash differs from the current text's, grouped by measure, within the budget."""
+    counts: Counter = Counter()
+    done = {p: scored_hashes(p) for p in set(paths.values())}
+    pending: dict[str, list[Item]] = {}
+    for item in items:
+        previous = done[paths[item.measure]].get((item.key, item.measure), "")
+        if previous == item.sha:
+            counts["already"] += 1
             continue
-        pending.setdefault(m, []).append((rec, text, ctx))
-    if limit is not None:
-        left = max(limit, 0)
-        for m in pending:
-            pending[m] = pending[m][:left]
-            left -= len(pending[m])
-    total = sum(len(v) for v in pending.values())
-    counts: Counter = Counter(already=already)
-    if total:
-        options = dict(model=model, base_url=base_url, hexphi_template=hexphi_template,
-                       beavertails_template=beavertails_template, batch=batch or None, attributes=attributes,
-                       model_type=model_type, checkpoint=checkpoint,
-                       huggingface_config_path=huggingface_config_path, device=device, qps=qps,
-                       concurrency=concurrency)
-        scorer = build_judge(judge, **_judge_options(judge, options))
-        with JudgementCache(cache_path) as store, JsonlAppender(out_path) as sink, \
-                tqdm(total=total, desc=f"score [{judge}]", unit="text") as bar:
-            for m, items in pending.items():
-                actual = resolved(scorer, m)
-                for start in range(0, len(items), batch_size):
-                    chunk = items[start : start + batch_size]
-                    contexts = [c for _, _, c in chunk] if any(c for _, _, c in chunk) else None
-                    judgements, calls = score_cached(actual, store, [t for _, t, _ in chunk], measure=m,
-                                                     contexts=contexts)
-                    counts["judge_calls"] += calls
-                    rows = []
-                    for (rec, text, _), j in zip(chunk, judgements):
-                        counts["scored" if j.ok else "missing"] += 1
-                        rows.append({"key": rec["key"], "judge": actual.name, "judge_version": actual.version,
-                                     "measure": m, "value": j.value, "label": j.label, "labels": j.labels,
-                                     "scored_text": text, "raw": j.raw, "error": j.error})
-                    sink.write_many(rows)
-                    bar.update(len(chunk))
-    summary = {"records": len(records), "already_scored": counts["already"], "scored": counts["scored"],
-               "missing": counts["missing"], "judge_calls": counts["judge_calls"], "out": str(out_path)}
-    print(f"score [{judge}]: {summary['records']} records, {summary['already_scored']} already scored, "
+        if budget[0] is not None:
+            if budget[0] <= 0:
+                continue
+            budget[0] -= 1
+        counts["stale"] += previous != ""
+        pending.setdefault(item.measure, []).append(item)
+    return pending, counts
+
+
+def score_run(gen_run: GenerationRun, items: list[Item], judges: dict[str, Any], out: Path | None,
+              cache: Path | None, batch_size: int, budget: list[int | None]) -> Counter:
+    """Score one generation run folder under its score files' locks."""
+    from tqdm.auto import tqdm
+
+    paths = {m: out or gen_run.folder / "scores" / f"{j.name}.jsonl" for m, j in judges.items()}
+    with ExitStack() as stack:
+        for path in sorted(set(paths.values())):
+            stack.enter_context(RunLock(path, what="score"))
+        pending, counts = _pending([i for i in items if i.measure in judges], paths, budget)
+        total = sum(len(v) for v in pending.values())
+        if not total:
+            return counts
+        store = stack.enter_context(JudgementCache(cache or gen_run.folder / "scores" / "judge_cache.sqlite"))
+        sinks = {p: stack.enter_context(JsonlAppender(p)) for p in {paths[m] for m in pending}}
+        names = ",".join(sorted({judges[m].name for m in pending}))
+        bar = stack.enter_context(tqdm(total=total, desc=f"score [{names}] {gen_run.folder.name}", unit="text"))
+        for m, todo in pending.items():
+            counts += judge_items(judges[m], store, sinks[paths[m]], todo, m, batch_size, bar)
+    return counts
+
+
+def _judges_for(scorer: Any, items: list[Item]) -> tuple[dict[str, Any], list[str]]:
+    """measure -> the judge that really scores it (built now, before anything is written); and the benchmarks
+    this judge cannot score, in the run's order."""
+    judges: dict[str, Any] = {}
+    unscored: list[str] = []
+    for item in items:
+        if item.measure in judges:
+            continue
+        if item.measure in scorer.measures:
+            judges[item.measure] = resolved(scorer, item.measure)
+        elif item.benchmark not in unscored:
+            unscored.append(item.benchmark)
+    return judges, unscored
+
+
+def _wanted(benchmarks: list[str] | None) -> set[str] | None:
+    if benchmarks is None:
+        return None
+    if not benchmarks:
+        raise InputError(None, None, "benchmarks", "empty list; leave --benchmarks out to score every benchmark")
+    return {get_spec(b).name for b in benchmarks}
+
+
+def score(run: str, judge: Judge = "auto", benchmarks: list[str] | None = None, measure: str | None = None,
+          out: str | None = None, cache: str | None = None, batch_size: int = 32, limit: int | None = None) -> dict:
+    """Score a run's generations with a judge; cached, resumable, one writer per score file.
+
+    Args:
+        run: a study folder (generations/*/), one generation run folder, or one generations file.
+        judge: a judge name -- auto (best local judge per measure), paper (the study's judge per measure),
+            offline, detoxify, regard, perspective, openai (alias gpt-4o) -- or a class path. Its own options
+            follow as --judge.OPTION VALUE; 'valueharms score --judge.help NAME' lists them.
+        benchmarks: score only these benchmarks, e.g. '[hexphi, beavertails]' (default: all in the run).
+        measure: force one measure (toxicity, regard, harmfulness, flagged) instead of each benchmark's own.
+        out: score records file (default <generation run>/scores/<judge>.jsonl; one judge, one run only).
+        cache: SQLite judgement cache (default <generation run>/scores/judge_cache.sqlite).
+        batch_size: texts per judge batch.
+        limit: score at most this many pending records (a quick look).
+    """
+    scorer = as_judge(judge)
+    wanted = _wanted(benchmarks)
+    if batch_size < 1:
+        raise InputError(None, None, "batch_size", "must be at least 1")
+    runs = generation_runs(run)
+    out_path = _check_out(out, len(runs))
+    collected = [(g, *collect(g, wanted, measure)) for g in runs]
+    items = [i for _, its, _ in collected for i in its]
+    if not items:
+        raise InputError(run, None, "benchmarks", f"no generations of {', '.join(sorted(wanted or []))} in this run")
+    judges, unscored = _judges_for(scorer, items)
+    if not judges:
+        raise InputError(run, None, "judge", f"judge {scorer.name!r} scores {', '.join(scorer.measures)}; this run "
+                         f"has none of them ({', '.join(unscored)}); try --judge paper or --judge auto")
+    if out_path and len({j.name for j in judges.values()}) > 1:
+        raise InputError(out, None, "out", "one file cannot hold several judges' scores; drop --out")
+    if unscored:
+        print(f"{', '.join(unscored)}: not scored by {scorer.name} (it scores {', '.join(scorer.measures)}); "
+              "--judge paper or auto score every benchmark")
+    budget: list[int | None] = [limit]
+    counts: Counter = Counter()
+    for gen_run, its, _ in collected:
+        counts += score_run(gen_run, its, judges, out_path, Path(cache) if cache else None, batch_size, budget)
+    return _summary(scorer, judges, runs, out_path, sum(n for *_, n in collected), counts, unscored)
+
+
+score.cli_argv = expand_judge_argv  # type: ignore[attr-defined]  # '--judge NAME' -> the judge's class path
+
+
+def _check_out(out: str | None, n_runs: int) -> Path | None:
+    if out is None:
+        return None
+    if n_runs > 1:
+        raise InputError(out, None, "out", "a study folder has one score file per generation run; drop --out")
+    if Path(out).is_dir():
+        raise InputError(out, None, "out", "is a folder; --out names the score records file")
+    return Path(out)
+
+
+def _summary(scorer: Any, judges: dict[str, Any], runs: list[GenerationRun], out: Path | None, records: int,
+             counts: Counter, unscored: list[str]) -> dict:
+    names = sorted({j.name for j in judges.values()})
+    files = [str(out)] if out else [str(g.folder / "scores" / f"{n}.jsonl") for g in runs for n in names]
+    summary = {"records": records, "already_scored": counts["already"], "scored": counts["scored"],
+               "missing": counts["missing"], "stale": counts["stale"], "judge_calls": counts["judge_calls"],
+               "judges": {m: j.name for m, j in judges.items()}, "not_scored": unscored, "out": files}
+    print(f"score [{scorer.name}]: {records} records, {summary['already_scored']} already scored, "
           f"{summary['scored']} newly scored, {summary['missing']} missing (failed/unparseable; rerun retries), "
-          f"{summary['judge_calls']} judge calls -> {out_path}")
+          f"{summary['stale']} re-judged because their text changed, {summary['judge_calls']} judge calls "
+          f"-> {', '.join(files)}")
     return summary

@@ -6,27 +6,9 @@ import logging
 
 import pytest
 
+from fakes.tiny_bert import REGARD_LABELS, regard_folder, tiny_bert
 from judges.base import Judgement
 from judges.cache import JudgementCache, cache_key
-
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "xyz", "was", "known", "for", "the", "a", "person", "kind",
-         "lazy", "good", "bad", "you", "are", "idiot", "nice", ".", ",", "day", "hello", "world"]
-
-
-def _tiny_bert(folder, num_labels, id2label=None):
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    tok = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True)
-    kw = dict(id2label=id2label, label2id={v: k for k, v in id2label.items()}) if id2label else {}
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=num_labels, **kw)
-    model = BertForSequenceClassification(config)
-    tok.save_pretrained(folder)
-    config.save_pretrained(folder)
-    return model, tok
-
 
 def test_regard_judge_on_tiny_bert(tmp_path):
     import torch
@@ -34,7 +16,7 @@ def test_regard_judge_on_tiny_bert(tmp_path):
     from benchmarks.holisticbiasr import prepare_regard_text
     from judges.regard import RegardJudge
 
-    model, tok = _tiny_bert(tmp_path / "regard", 4, {0: "negative", 1: "neutral", 2: "positive", 3: "other"})
+    model, tok = tiny_bert(tmp_path / "regard", 4, REGARD_LABELS)
     model.save_pretrained(tmp_path / "regard")
     judge = RegardJudge(model=str(tmp_path / "regard"), device="cpu", batch_size=2)
     texts = ["XYZ was known for the good day.", "XYZ was lazy.", "hello world."]
@@ -56,7 +38,7 @@ def test_detoxify_real_loader_on_tiny_checkpoint(tmp_path):
     from judges.detoxify_judge import DetoxifyJudge
 
     hf_dir = tmp_path / "bert"
-    model, _ = _tiny_bert(hf_dir, 6)
+    model, _ = tiny_bert(hf_dir, 6)
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"config": {"arch": {"args": {"model_type": str(hf_dir), "model_name": "BertForSequenceClassification",
@@ -92,38 +74,41 @@ def test_offline_judge_all_measures():
 
 
 def test_auto_judge_announces_offline_fallback(monkeypatch, tmp_path, caplog):
-    import torch
+    from judges.select import AutoJudge
 
-    from judges.offline import AutoJudge
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty hub cache
-    monkeypatch.setattr("judges.offline.regard_cached", lambda model="sasha/regardv3": False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch hub cache: no Detoxify weights
+    monkeypatch.setattr("judges.regard.regard_cached", lambda model="sasha/regardv3": False)
     caplog.set_level(logging.INFO)
     auto = AutoJudge()
     assert auto.resolve("toxicity").name == "offline" and auto.resolve("regard").name == "offline"
+    assert auto.resolve("harmfulness").name == "offline"  # never the paid openai judge
     assert "toxicity is scored by 'offline'" in caplog.text
     assert "toxicity=offline" in auto.version
+    assert auto.resolve("toxicity") is auto.resolve("regard")  # one instance per judge
 
 
-def test_auto_judge_prefers_cached_detoxify(monkeypatch, tmp_path):
-    import torch
-
+def test_auto_judge_prefers_local_models(monkeypatch, tmp_path):
     import judges.detoxify_judge as dj
-    from judges.offline import AutoJudge
+    from judges.regard import RegardJudge
+    from judges.registry import JUDGES
+    from judges.select import AutoJudge
 
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / dj.CHECKPOINT_FILES["original"]).write_bytes(b"x")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / dj.CHECKPOINT_FILES["original"]).write_bytes(b"x")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     built = []
 
-    class FakeDetox:
+    class FakeDetox:  # the real availability rule, without loading weights
         name, version, measures = "detoxify", "fake", ("toxicity",)
+        runs_locally = staticmethod(dj.DetoxifyJudge.runs_locally)
 
-        def __init__(self, model_type):
+        def __init__(self, model_type="original"):
             built.append(model_type)
 
-    monkeypatch.setattr(dj, "DetoxifyJudge", FakeDetox)
-    assert AutoJudge().resolve("toxicity").name == "detoxify" and built == ["original"]
+    monkeypatch.setitem(JUDGES._loaded, "detoxify", FakeDetox)
+    auto = AutoJudge(regard={"model": str(regard_folder(tmp_path / "regard")), "device": "cpu"})
+    assert auto.resolve("toxicity").name == "detoxify" and built == ["original"]
+    assert isinstance(auto.resolve("regard"), RegardJudge)  # a local regard folder counts as available
 
 
 def test_cache_stores_successes_only(tmp_path):

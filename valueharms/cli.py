@@ -1,7 +1,9 @@
 """The ``valueharms`` console script: one entry point, subcommands resolved lazily.
 
 ``fit`` / ``validate`` / ``predict`` go to LightningCLI (YAML configs under ``configs/``); the other
-subcommands are plain functions whose signatures jsonargparse turns into flags (the litgpt shape).
+subcommands are plain functions whose signatures jsonargparse turns into flags (the litgpt shape); a function
+may carry ``cli_argv`` (argv -> argv) to rewrite its arguments first (judges turn ``--judge NAME`` into the
+judge's class path so its own options parse as ``--judge.OPTION``).
 Bad input ends with one line on stderr naming file/row/field and exit code 2.
 """
 
@@ -112,7 +114,11 @@ def run_command(argv: Sequence[str]) -> object:
         raise SystemExit(f"valueharms: unknown command {name!r}{hint}; run 'valueharms --help'")
     from jsonargparse import CLI
 
-    return CLI(_resolve(COMMANDS[name][0]), args=rest, as_positional=True, prog=f"valueharms {name}")
+    function = _resolve(COMMANDS[name][0])
+    rewrite = getattr(function, "cli_argv", None)  # e.g. '--judge openai' -> the judge's class path
+    if rewrite is not None:
+        rest = rewrite(rest)
+    return CLI(function, args=rest, as_positional=True, prog=f"valueharms {name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,12 @@
 """Fake Perspective and OpenAI servers on 127.0.0.1 that inject failures per text.
 
 Each server has a ``plan``: text marker -> list of behaviours consumed one per request ("429", "500",
-"timeout", "malformed", "400", "garbage" (valid body, unparseable judge reply)); when the list is empty the
-request succeeds. ``requests[marker]`` counts every request, ``successes[marker]`` the successful ones.
+"timeout", "malformed", "400", "garbage" (valid body, unparseable judge reply), "retry-after:N" (429 with a
+``Retry-After: N`` header)); when the list is empty the request succeeds. ``requests[marker]`` counts every
+request, ``successes[marker]`` the successful ones, ``times[marker]`` when each request arrived.
+
+``hold_after = N`` answers the first N successful requests and holds every later one until ``release`` is
+set, then answers it 503: a client killed meanwhile has exactly its in-flight requests unanswered.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ class _Base(ThreadingHTTPServer):
         self.requests: Counter = Counter()
         self.successes: Counter = Counter()
         self.seen_keys: list[str] = []
+        self.times: dict[str, list[float]] = {}
+        self.bodies: list[dict] = []
         self.sleep_s = 1.0
+        self.hold_after: int | None = None
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -38,8 +46,12 @@ class _Base(ThreadingHTTPServer):
     def next_action(self, marker: str) -> str:
         with self.lock:
             self.requests[marker] += 1
+            self.times.setdefault(marker, []).append(time.monotonic())
             todo = self.plan.get(marker) or []
-            return todo.pop(0) if todo else "ok"
+            action = todo.pop(0) if todo else "ok"
+            if action == "ok" and self.hold_after is not None and sum(self.successes.values()) >= self.hold_after:
+                return "hold"
+            return action
 
     def __enter__(self):
         self.thread.start()
@@ -72,6 +84,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fail(self, action: str) -> bool:
         """Apply a failure action; True when the request was answered with a failure."""
+        if action == "hold":
+            self.server.release.wait(120)
+            self._send(503, json.dumps({"error": {"code": 503, "message": "held"}}))
+            return True
+        if action.startswith("retry-after:"):
+            data = json.dumps({"error": {"code": 429, "message": "slow down"}}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", action.split(":", 1)[1])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
         if action == "timeout":
             time.sleep(self.server.sleep_s)
             self._send(200, "{}")
@@ -134,7 +159,9 @@ class OpenAIHandler(_Handler):
         raw = self._body()
         path = urlparse(self.path).path
         if path.endswith("/chat/completions"):
-            content = json.loads(raw)["messages"][0]["content"]
+            body = json.loads(raw)
+            self.server.bodies.append(body)
+            content = body["messages"][0]["content"]
             marker = (MARK.search(content) or [content])[0]
             action = self.server.next_action(marker)
             if self._fail(action):
