@@ -1,4 +1,10 @@
-"""Shared fixtures: a tiny random Llama model and tokenizer, the repo's paths, and ../shared/data."""
+"""Shared fixtures: a tiny random Llama model and tokenizer, the repo's paths, and the study's real data.
+
+Real data is optional: tests that use it take the ``shared_data`` fixture and skip (with the reason) when it is
+absent, so a fresh clone passes ``make test`` on the small fixtures the tests build themselves. The data folder is
+``$VALUEHARMS_TEST_DATA`` when set, else a ``shared/data`` folder beside the checkout (laid out like ``data/``:
+``original/...``, ``holistic_bias/v1.1/...``), else the checkout's own ``data/`` from ``valueharms data``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+def _real_data_dir() -> Path | None:
+    env = os.environ.get("VALUEHARMS_TEST_DATA")
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    for candidate in (REPO.parent / "shared" / "data", REPO / "data"):
+        if (candidate / "original").is_dir():
+            return candidate
+    return None
+
+
+SHARED_DATA = _real_data_dir()
 sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,8 +42,9 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"{SHARED_DATA} is missing: tests read the real data samples there (see README)")
+    """The study's real data folder; the test is skipped when there is none (a fresh clone)."""
+    if SHARED_DATA is None:
+        pytest.skip("the study's real data is absent (run `valueharms data`, or set VALUEHARMS_TEST_DATA)")
     return SHARED_DATA
 
 
