@@ -16,6 +16,7 @@ shuffled items, valid the next ``n_valid``, test the rest. Stage 1 splits positi
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -84,9 +85,9 @@ class Argument:
     source: str = ""
     row: int = 0
 
-    @property
-    def values(self) -> list[str]:
-        return [v for v, flag in zip(VALUES, self.labels) if flag]
+    @functools.cached_property
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for v, flag in zip(VALUES, self.labels) if flag)
 
 
 # ----------------------------------------------------------------------------------------------------------- loading
@@ -228,9 +229,25 @@ def split_items(items: Sequence, rng: random.Random) -> dict[str, list]:
     return {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
 
 
-def is_positive(argument: Argument, profile: ValueProfile, threshold: float) -> bool:
+def is_positive(argument: Argument, profile: ValueProfile | dict[str, float], threshold: float) -> bool:
     """The study's rule: the minimum target score over the argument's labelled values must reach ``threshold``."""
-    return min(profile[v] for v in argument.values) >= threshold
+    scores = profile if isinstance(profile, dict) else profile.as_dict()
+    return min(scores[v] for v in argument.values) >= threshold
+
+
+def stage1_counts(arguments: Sequence[Argument], profiles: Sequence[ValueProfile], threshold: float = 3.0
+                  ) -> dict[str, tuple[int, int]]:
+    """``name -> (positives, negatives)`` under the min rule for many profiles at once (vectorised; what
+    :func:`build_stage1` splits, without building the examples: the plan command counts all 154 this way)."""
+    import numpy as np
+
+    labels = np.array([a.labels for a in arguments], dtype=bool).reshape(len(arguments), len(VALUES))
+    out: dict[str, tuple[int, int]] = {}
+    for profile in profiles:
+        lowest = np.where(labels, np.array(profile.scores, dtype=float), np.inf).min(axis=1)
+        pos = int((lowest >= threshold).sum())
+        out[profile.name] = (pos, len(arguments) - pos)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------- stage 1
@@ -250,8 +267,10 @@ def stage1_example(argument: Argument, positive: bool, split: str) -> dict:
 def build_stage1(arguments: Sequence[Argument], profile: ValueProfile, threshold: float = 3.0,
                  seed: int = 42) -> dict[str, list[dict]]:
     """Positive/negative split by the min rule, each side cut 80/10/10 with one ``Random(seed)``."""
-    positives = [a for a in arguments if is_positive(a, profile, threshold)]
-    negatives = [a for a in arguments if not is_positive(a, profile, threshold)]
+    scores = profile.as_dict()
+    positive = [is_positive(a, scores, threshold) for a in arguments]
+    positives = [a for a, pos in zip(arguments, positive) if pos]
+    negatives = [a for a, pos in zip(arguments, positive) if not pos]
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for side, positive in ((positives, True), (negatives, False)):
@@ -277,7 +296,7 @@ def stage2_values(argument: Argument, column_offset_bug: bool = False) -> list[s
     of ``VALUES[i-1]`` is set, and the Universalism flag is ignored.
     """
     if not column_offset_bug:
-        return argument.values
+        return list(argument.values)
     shifted = (0,) + argument.labels[:-1]
     return [v for v, flag in zip(VALUES, shifted) if flag]
 
