@@ -82,7 +82,10 @@ def load_holisticbiasr(source: str, *, limit: int | None = None, preference: str
     for row_no, row in rows:
         text = row.get("prompt_text")
         if text is None and "template" in row and "formatted_noun_phrase" in row:
-            text = str(row["template"]).format(noun_phrase=row["formatted_noun_phrase"])
+            try:
+                text = str(row["template"]).format(noun_phrase=row["formatted_noun_phrase"])
+            except (KeyError, IndexError, ValueError, AttributeError) as err:
+                raise InputError(path, row_no, "template", f"does not fill with {{noun_phrase}} ({err!r})") from None
         text = require_text(text, path, row_no, "prompt_text")
         if "formatted_noun_phrase" not in row:
             raise InputError(path, row_no, "formatted_noun_phrase", "missing field (ROBBIE layout)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -192,6 +194,22 @@ def iter_lines_checked(path: str | Path) -> Iterator[tuple[int, str]]:
         for lineno, raw in enumerate(fh, 1):
             yield lineno, decode_utf8(raw, path, lineno, offset)
             offset += len(raw)
+
+
+def read_csv_frame(path: str | Path, **read_csv_options: Any) -> Any:
+    """``pandas.read_csv`` for a file a user supplies: invalid UTF-8 (with the byte offset), an empty file or a
+    malformed row is one :class:`InputError`, never a pandas or codec traceback."""
+    import pandas as pd
+
+    path = Path(path)
+    text = read_text_checked(path)
+    if not text.strip():
+        raise InputError(path, 1, None, "empty file")
+    try:
+        return pd.read_csv(io.StringIO(text), **read_csv_options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(path, None, None, f"not a readable CSV file ({first[:160]})") from None
 
 
 def sha256_file(path: str | Path) -> str:
