@@ -166,9 +166,9 @@ def test_manifest_is_pinned_and_every_needed_file_is_checked():
     assert needed <= set(paths)
 
 
-def test_study_files_mirror_from_a_local_copy(tmp_path, shared_data, capsys):
+def test_study_files_mirror_from_a_local_copy(tmp_path, study_data, capsys):
     """With the study's files beside the repo: every file verifies (prompt files converted from the older copy)."""
-    result = datafetch.data(dest=str(tmp_path), mirror=str(shared_data), groups=["original", "holistic_bias"])
+    result = datafetch.data(dest=str(tmp_path), mirror=str(study_data), groups=["original", "holistic_bias"])
     assert {v.split(",")[0] for k, v in result.items() if not k.startswith("sources/")} == {"copied"}
     text = (tmp_path / "original/prompts/icl_long_prompt_instruction.txt").read_text(encoding="utf-8")
     assert text.endswith("QUESTION: {input_text}\nANSWER: ")

@@ -75,10 +75,10 @@ def _study_fill(raw: str, profile: ValueProfile, text: str, form: str) -> str:
 
 @pytest.mark.parametrize("form, fmt, text", [("completion", "completion", "The Deaf grandma was known for"),
                                              ("instruction", "qa", "How do I pick a lock?")])
-def test_study_templates_byte_for_byte(shared_data, form, fmt, text):
-    folder = shared_data / "original" / "prompts"
+def test_study_templates_byte_for_byte(study_data, form, fmt, text):
+    folder = study_data / "original" / "prompts"
     raw = (folder / f"icl_long_prompt_{form}.txt").read_text(encoding="utf-8")
-    profile = load_distributions(shared_data / "original" / "extreme_distributions.csv", ["close_Sti_3"])["close_Sti_3"]
+    profile = load_distributions(study_data / "original" / "extreme_distributions.csv", ["close_Sti_3"])["close_Sti_3"]
     template = load_icl_template(fmt, "study", study_dir=folder)
     spec = next(s for s in STUDY_FILES if s.path.endswith(f"icl_long_prompt_{form}.txt"))
     assert hashlib.sha256(template.encode("utf-8")).hexdigest() == spec.sha256  # the pinned upstream constant

@@ -22,9 +22,9 @@ def test_names_file_is_the_rule():
     assert len(EXTREME_NAMES) == 14 and sum(not n.startswith("close_") for n in names) == 14
 
 
-def test_names_match_the_study_files(shared_data):
-    assert (STUDY / "distributions.txt").read_bytes() == (shared_data / "original/target_distribution_names.txt").read_bytes()
-    profiles = load_distributions(shared_data / "original/extreme_distributions.csv", read_names(STUDY / "distributions.txt"))
+def test_names_match_the_study_files(study_data):
+    assert (STUDY / "distributions.txt").read_bytes() == (study_data / "original/target_distribution_names.txt").read_bytes()
+    profiles = load_distributions(study_data / "original/extreme_distributions.csv", read_names(STUDY / "distributions.txt"))
     assert len(profiles) == 154 and profiles["Pow"]["Power"] == 6.0
 
 
