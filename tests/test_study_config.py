@@ -50,3 +50,19 @@ def test_fit_config_reads_the_study_inputs_and_keeps_the_paper_settings():
     shared = [k for k in general.keys() & ours.keys() if k.rsplit(".", 1)[-1] not in PATH_KEYS]
     assert len(shared) > 15
     assert {k: ours[k] for k in shared} == {k: general[k] for k in shared}
+
+
+def test_nothing_in_the_repo_points_outside_it():
+    """Code, configs, docs and tests name no file outside the checkout (the protocol is written in docs/protocol.md)."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    needles = ("../shared", "/work/", "PROTOCOL.md", "PATTERNS.md")
+    offenders = []
+    for rel in files:
+        path = REPO / rel
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cfg", ".sh", ""} or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offenders += [f"{rel}: {n}" for n in needles if n in text and rel != "tests/test_study_config.py"]
+    assert offenders == []
