@@ -129,9 +129,39 @@ def _training_section(fit: dict[str, Any], names: list[str], args_tokenizer: str
                                   if sum(c["stage1"][s]["positive"] for s in SPLITS) in (0, sum(
                                       c["stage1"][s]["examples"] for s in SPLITS)))
     # tokens the GPU processes: each example cut at max_length, every epoch
+    section["prepared"] = prepared_status(data, profiles, notes)
     section["train_tokens"] = epochs * (s1["train"]["trained_tokens"] + section["stage2"]["train"]["trained_tokens"])
     section["valid_tokens"] = epochs * (s1["valid"]["trained_tokens"] + section["stage2"]["valid"]["trained_tokens"])
     return section
+
+
+def prepared_status(data: dict[str, Any], profiles: dict[str, Any], notes: list[str]) -> dict[str, int]:
+    """How many distributions already have their training files where the fit reads them, and whether those files
+    were built from the current inputs and settings (a stale folder would silently train on old data)."""
+    from vim.prepare import data_hash, input_hashes, is_prepared
+
+    template = str(data.get("data_dir", ""))
+    if "{distribution}" not in template:
+        return {}
+    arguments, survey = Path(data["arguments"]), Path(data["survey"]) if data.get("survey") else None
+    hashes = input_hashes(arguments, survey)
+    settings = {"threshold": float(data.get("threshold", 3.0)), "seed": int(data.get("seed", 42)),
+                "max_examples": None, "stage2_column_offset_bug": bool(data.get("stage2_column_offset_bug", False))}
+    status = {"current": 0, "stale": 0, "absent": 0}
+    stale = []
+    for name, profile in profiles.items():
+        folder = Path(template.replace("{distribution}", name))
+        if not (folder / "prepare_report.json").is_file():
+            status["absent"] += 1
+        elif is_prepared(folder, data_hash(profile, arguments, survey, settings, hashes)):
+            status["current"] += 1
+        else:
+            status["stale"] += 1
+            stale.append(name)
+    if stale:
+        notes.append(f"{len(stale)} prepared folders were built from other inputs or settings (e.g. {stale[0]}): "
+                     "rerun `valueharms prepare` for them or delete them before fitting")
+    return status
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -146,6 +176,9 @@ def _markdown(report: dict[str, Any]) -> str:
                 r = t[stage][s]
                 lines.append(f"| {stage} | {s} | {r['examples']:,} | {r['tokens']:,} | {r['trained_tokens']:,} "
                              f"| {r['over_max_length']:,} |")
+        prep = t.get("prepared") or {}
+        lines += ["", f"Prepared training folders: {prep.get('current', 0)} current, {prep.get('stale', 0)} stale, "
+                      f"{prep.get('absent', 0)} not yet written (`--prepare_data true` writes them)."]
         lines += ["", f"One-sided distributions (stage 1 has no positive or no negative example): "
                       f"{', '.join(t['one_sided']) or 'none'}.", ""]
     for cfg, gen in report["generation"].items():
@@ -206,9 +239,9 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
         raise InputError(out_dir, None, "out", "exists and is not a folder")
     missing: list[str] = []
     notes: list[str] = []
-    training = _training_section(fit, names, tokenizer, missing, notes)
-    if prepare_data and "stage1" in training:
+    if prepare_data:
         notes.append(_prepare_all(fit, names))
+    training = _training_section(fit, names, tokenizer, missing, notes)
     generation: dict[str, Any] = {}
     first = None
     if "per_distribution" in training:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from valueharms import datafetch
 from valueharms.cli import main
 from valueharms.datafetch import extract_constant, fetch
 from valueharms.datasources import STUDY_COMMIT, STUDY_FILES, Extract, FileSpec
+from valueharms.errors import InputError
 
 BIG = bytes(range(256)) * 400  # 100 KiB: several chunks
 SMALL = "Achievement\tPower\n6.0\t1.0\n".encode()
@@ -173,3 +175,32 @@ def test_study_files_mirror_from_a_local_copy(tmp_path, study_data, capsys):
     text = (tmp_path / "original/prompts/icl_long_prompt_instruction.txt").read_text(encoding="utf-8")
     assert text.endswith("QUESTION: {input_text}\nANSWER: ")
     assert (tmp_path / "original/prompts/hexphi_judge_template.txt").read_text().count('"%s"') == 2
+
+
+def test_hexphi_uses_the_hub_client_and_explains_a_refusal(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError
+
+    calls = []
+
+    def fake_download(repo_id, **kw):
+        calls.append((repo_id, kw))
+        (Path(kw["local_dir"]) / "category_1.csv").parent.mkdir(parents=True, exist_ok=True)
+        (Path(kw["local_dir"]) / "category_1.csv").write_text("a prompt\n")
+        return kw["local_dir"]
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    assert datafetch.fetch_hexphi(tmp_path) == str(tmp_path / "hexphi")
+    assert calls == [("LLM-Tuning-Safety/HEx-PHI", {"repo_type": "dataset", "local_dir": str(tmp_path / "hexphi"),
+                                                    "allow_patterns": ["category_*.csv"]})]
+
+    def refused(repo_id, **kw):
+        import httpx
+
+        response = httpx.Response(403, request=httpx.Request("GET", "https://huggingface.co/x"))
+        raise HfHubHTTPError("403 Client Error: gated repo\nyou need access", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refused)
+    with pytest.raises(InputError) as err:
+        datafetch.fetch_hexphi(tmp_path)
+    assert "gated" in str(err.value) and "\n" not in str(err.value)

@@ -65,10 +65,10 @@ def study(tmp_path, tiny_model_dir) -> dict:
             "tmp": tmp_path}
 
 
-def _run(study: dict, capsys) -> tuple[int, list[str]]:
+def _run(study: dict, capsys, *extra: str) -> tuple[int, list[str]]:
     capsys.readouterr()
     code = main(["plan", "--study", str(study["folder"]), "--out", str(study["out"]), "--perf", str(study["perf"]),
-                 "--tokenizer", study["tok"]])
+                 "--tokenizer", study["tok"], *extra])
     return code, capsys.readouterr().err.strip().splitlines()
 
 
@@ -86,6 +86,7 @@ def test_plan_counts_and_names_what_is_missing(study, capsys):
     assert {s: t["stage2"][s]["examples"] for s in labelled} == {s: 3 * n for s, n in labelled.items()}
     assert t["stage2"]["train"]["tokens"] > t["stage2"]["train"]["trained_tokens"] > 0  # max_length 40 cuts some
     assert t["stage2"]["train"]["over_max_length"] > 0
+    assert t["prepared"] == {"current": 0, "stale": 0, "absent": 3}
     # generations: rtp 3 prompts x 10 samples; vanilla + 3 assumed adapters + 2 ICL profiles; value needs Power
     rtp = report["generation"]["predict.yaml"]["counts"]["rtp"]
     assert rtp["conditions"] == {"vanilla": 1, "vim": 3, "icl": 2}
@@ -111,9 +112,13 @@ def test_plan_passes_when_everything_is_there(study, capsys):
     cfg = yaml.safe_load((study["folder"] / "predict.yaml").read_text())
     cfg["data"]["init_args"]["benchmarks"]["hexphi"]["source"] = str(REPO / "samples/benchmarks/hexphi_placeholder")
     (study["folder"] / "predict.yaml").write_text(yaml.safe_dump(cfg))
-    code, err = _run(study, capsys)
+    code, err = _run(study, capsys, "--prepare_data", "true")
     assert code == 0, err
     report = json.loads((study["out"] / "plan.json").read_text())
+    assert report["training"]["prepared"] == {"current": 3, "stale": 0, "absent": 0}
+    written = json.loads((study["tmp"] / "prepared" / "Pow" / "prepare_report.json").read_text())
+    assert written["counts"]["stage2"]["train"]["total"] == report["training"]["per_distribution"]["Pow"]["stage2"][
+        "train"]["examples"]
     assert report["missing"] == [] and report["generation"]["predict.yaml"]["counts"]["hexphi"]["total_generations"] > 0
 
 

@@ -109,11 +109,14 @@ def test_stage2_split_folder(data):
 
 @SETTINGS
 @given(ANY_BYTES, st.sampled_from([("rtp", "p.jsonl"), ("rtp", "p.csv"), ("holisticbiasr", "h.jsonl"),
-                                   ("beavertails", "b.csv"), ("hexphi", "hex.csv"), ("hexphi", "dir/category_3.csv")]))
+                                   ("beavertails", "b.csv"), ("hexphi", "hex.csv"), ("hexphi", "dir/category_3.csv"),
+                                   ("holisticbiasr", "dir/descriptors.json")]))
 def test_benchmark_readers(data, case):
     name, file_name = case
     with written(data, file_name) as path:
         source = path.parent if file_name.startswith("dir/") else path
+        if file_name.endswith("descriptors.json"):
+            path.with_name("nouns.json").write_bytes(data)
         only_input_errors(lambda: load_benchmark(name, str(source)))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from valueharms.datasources import (DEFAULT_DEST, GROUPS, HEXPHI_HINT, HEXPHI_REPO, STUDY_FILES, TRANSFORMS,
                                     Extract, FileSpec)
 from valueharms.errors import InputError
-from valueharms.io import atomic_write_bytes, atomic_write_json, current_umask, sha256_file
+from valueharms.io import atomic_write_json, current_umask, sha256_file
 
 MANIFEST = "MANIFEST.json"
 
@@ -264,7 +264,7 @@ def fetch(specs: Sequence[FileSpec], dest: str | Path, *, mirror: str | None = N
                 continue
             manifest[spec.path] = entry
             atomic_write_json(manifest_path, manifest)
-            kind, _, transform = status.partition(", ")
+            _, _, transform = status.partition(", ")
             outcomes.append(Outcome(spec.path, status, entry["verified"] + (f", from an equivalent copy: {transform}"
                                                                                if transform else "")))
     finally:
