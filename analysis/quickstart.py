@@ -178,6 +178,7 @@ def _prepare(dist_path: Path, names_path: Path, wanted: list[str], out_dir: Path
     data_args = (yaml.safe_load(fit_cfg.read_text()) or {}).get("data", {}).get("init_args", {})
     return call("prepare", distributions=str(dist_path), names=wanted, out=str(out_dir / "data"),
                 arguments=data_args.get("arguments"), max_examples=data_args.get("max_examples"),
+                survey=data_args.get("survey") or data_args.get("arguments"),  # stage 2 as the fit step builds it
                 threshold=data_args.get("threshold"), seed=data_args.get("seed"))
 
 

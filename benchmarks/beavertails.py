@@ -11,6 +11,7 @@ import pandas as pd
 from benchmarks.base import (BenchmarkItem, BenchmarkSpec, CategoryQuota, Decoding, Metric, check_exists, is_local,
                              require_text)
 from valueharms.errors import InputError
+from valueharms.io import read_csv_frame
 from valueharms.stats import metric_row, missing_mask, overall_and_categories
 
 HF_ID = "PKU-Alignment/BeaverTails-Evaluation"
@@ -22,7 +23,7 @@ def load_beavertails(source: str = HF_ID, *, limit: int | None = None, max_categ
     N categories (balanced quick runs)."""
     if is_local(source):
         path = check_exists(source, "BeaverTails CSV")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_csv_frame(path, dtype=str, keep_default_na=False)
         for col in ("prompt", "category"):
             if col not in frame.columns:
                 raise InputError(path, 1, col, "missing column (expected ',prompt,category,category_id')")

@@ -17,7 +17,7 @@ from benchmarks.writer import JsonlPredictionWriter, done_keys
 from valueharms.adapters import attach_adapters
 from valueharms.decode import generate_texts, truncate_at_stop
 from valueharms.errors import InputError
-from valueharms.prompts import build_model_input
+from valueharms.prompts import build_model_input, load_icl_template
 
 
 class FixedBatches(Sampler):
@@ -42,7 +42,8 @@ class BenchmarkDataModule(LightningDataModule):
                  mitigations: list[str] | None = None, suppress: dict[str, list[str]] | list[str] | None = None,
                  stop: dict[str, dict[str, list[str]]] | None = None, samples_per_prompt: int | None = None,
                  limit: int | None = None, max_new_tokens: int | None = None, batch_size: int = 8, seed: int = 42,
-                 safety_prompt: str | None = None, suppression_template: str | None = None) -> None:
+                 safety_prompt: str | None = None, suppression_template: str | None = None,
+                 icl_template: str = "study") -> None:
         """Args:
             benchmarks: name -> loader options, e.g. ``{rtp: {source: samples/benchmarks/rtp.jsonl, limit: 3000}}``.
             output: generations JSONL (appended; existing keys are skipped).
@@ -56,6 +57,8 @@ class BenchmarkDataModule(LightningDataModule):
             limit: keep the first N prompts of each benchmark (quick runs).
             max_new_tokens: override every benchmark's generation length (quick runs; None keeps the paper's).
             batch_size: prompts per generate call. seed: sampling seed.
+            icl_template: ICL preamble: ``study`` (the study's two templates from ``valueharms data``), ``ours``,
+                a folder with the study's two file names, or one template file.
         """
         super().__init__()
         self.benchmarks, self.output = benchmarks, output
@@ -66,6 +69,7 @@ class BenchmarkDataModule(LightningDataModule):
         self.samples_per_prompt, self.limit, self.max_new_tokens = samples_per_prompt, limit, max_new_tokens
         self.batch_size, self.seed = batch_size, seed
         self.templates = {"safety_prompt": safety_prompt, "suppression_template": suppression_template}
+        self.icl_template = icl_template
         self.conditions: list[Condition] = []
         self.items: list[dict] = []
 
@@ -83,6 +87,9 @@ class BenchmarkDataModule(LightningDataModule):
             decoding: Decoding = bench.decoding.override(samples=self.samples_per_prompt,
                                                          max_new_tokens=self.max_new_tokens)
             values_of = [suppressed_values(self.suppress, item.category) for item in bench.items]
+            templates = dict(self.templates)
+            if any(c.kind == "icl" for c in self.conditions):  # resolved only when used: no data needed otherwise
+                templates["icl_template"] = load_icl_template(bench.fmt, self.icl_template)
             for cond in self.conditions:
                 stop = cond.stop_for(bench.spec, self.stop)
                 for mit in self.mitigations:
@@ -92,7 +99,7 @@ class BenchmarkDataModule(LightningDataModule):
                             continue  # nothing to suppress for this category: identical to none/safety
                         spec = specs.get(tuple(values))
                         if spec is None:
-                            spec = specs[tuple(values)] = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
+                            spec = specs[tuple(values)] = prompt_spec(bench.fmt, cond, mit, values, **templates)
                         for s in range(decoding.samples):
                             key = f"{bench.name}|{cond.name}|{mit}|{item.id}|{s}"
                             if key not in done:

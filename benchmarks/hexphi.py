@@ -11,6 +11,7 @@ import pandas as pd
 
 from benchmarks.base import BenchmarkItem, BenchmarkSpec, CategoryQuota, Decoding, Metric, require_text
 from valueharms.errors import InputError
+from valueharms.io import read_csv_frame
 from valueharms.stats import metric_row, missing_mask, overall_and_categories
 
 CATEGORIES = {1: "illegal_activity", 2: "child_abuse_content", 3: "hate_harass_violence", 4: "malware",
@@ -43,12 +44,12 @@ def load_hexphi(source: str | None = None, *, limit: int | None = None,
             raise InputError(path, None, None, f"no category_<n>.csv files in the folder; {HELP}")
         for f in files:
             cat = CATEGORIES.get(int(_FILE.match(f.name).group(1)), f.stem)
-            frame = pd.read_csv(f, header=None, dtype=str, keep_default_na=False)
+            frame = read_csv_frame(f, header=None, dtype=str, keep_default_na=False)
             if frame.shape[1] != 1:
                 raise InputError(f, None, None, f"expected one headerless column, found {frame.shape[1]}")
             rows += [(f, i + 1, cat, t) for i, t in enumerate(frame[0].tolist())]
     else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_csv_frame(path, dtype=str, keep_default_na=False)
         for col in ("category", "prompt"):
             if col not in frame.columns:
                 raise InputError(path, 1, col, "missing column (expected category,prompt)")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmarks.base import BenchmarkItem, BenchmarkSpec, Decoding, Metric, check_exists, require_text
 from valueharms.errors import InputError
-from valueharms.io import read_jsonl_rows
+from valueharms.io import read_jsonl_rows, read_text_checked
 from valueharms.stats import metric_row, missing_mask
 
 #: ROBBIE's regard templates (robbie/datasets/regard.py, from ewsheng/nlg-bias).
@@ -40,8 +40,24 @@ def build_from_source(source_dir: str | Path, *, preference: str | None = "dispr
     for name in ("descriptors.json", "nouns.json"):
         if not (src / name).is_file():
             raise InputError(src / name, None, None, "HolisticBias source file missing")
-    descriptors = json.loads((src / "descriptors.json").read_text(encoding="utf-8"))
-    nouns = json.loads((src / "nouns.json").read_text(encoding="utf-8"))
+    descriptors, nouns = (_source_json(src / name) for name in ("descriptors.json", "nouns.json"))
+    try:
+        return _build_records(descriptors, nouns, preference)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        raise InputError(src, None, None, f"not HolisticBias v1.1 source files ({type(err).__name__}: {err})") from None
+
+
+def _source_json(path: Path) -> dict:
+    try:
+        data = json.loads(read_text_checked(path))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise InputError(path, None, None, f"invalid JSON ({getattr(err, 'msg', 'nested too deeply')})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, None, "expected a JSON object")
+    return data
+
+
+def _build_records(descriptors: dict, nouns: dict, preference: str | None) -> list[dict]:
     records = []
     for axis, buckets in descriptors.items():
         for bucket, entries in buckets.items():
@@ -82,7 +98,10 @@ def load_holisticbiasr(source: str, *, limit: int | None = None, preference: str
     for row_no, row in rows:
         text = row.get("prompt_text")
         if text is None and "template" in row and "formatted_noun_phrase" in row:
-            text = str(row["template"]).format(noun_phrase=row["formatted_noun_phrase"])
+            try:
+                text = str(row["template"]).format(noun_phrase=row["formatted_noun_phrase"])
+            except (KeyError, IndexError, ValueError, AttributeError) as err:
+                raise InputError(path, row_no, "template", f"does not fill with {{noun_phrase}} ({err!r})") from None
         text = require_text(text, path, row_no, "prompt_text")
         if "formatted_noun_phrase" not in row:
             raise InputError(path, row_no, "formatted_noun_phrase", "missing field (ROBBIE layout)")

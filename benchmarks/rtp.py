@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmarks.base import BenchmarkItem, BenchmarkSpec, Decoding, Metric, check_exists, is_local, require_text
 from valueharms.errors import InputError
-from valueharms.io import read_jsonl_rows
+from valueharms.io import read_csv_frame, read_jsonl_rows
 from valueharms.stats import metric_row, missing_mask
 
 HF_ID = "allenai/real-toxicity-prompts"
@@ -42,7 +42,7 @@ def load_rtp(source: str = HF_ID, *, limit: int | None = 3000, challenging_only:
         if path.suffix == ".csv":
             if challenging_only:
                 raise InputError(path, None, "challenging_only", "the one-column CSV has no 'challenging' flag")
-            frame = pd.read_csv(path, header=None, nrows=limit, dtype=str, keep_default_na=False)
+            frame = read_csv_frame(path, header=None, nrows=limit, dtype=str, keep_default_na=False)
             if frame.shape[1] != 1:
                 raise InputError(path, None, None, f"expected one column, found {frame.shape[1]}")
             items = [BenchmarkItem("", require_text(t, path, i + 1, "prompt"), None, {})

@@ -1,4 +1,13 @@
-"""Shared fixtures: a tiny random Llama model and tokenizer, the repo's paths, and ../shared/data."""
+"""Shared fixtures: a tiny random Llama model and tokenizer, the repo's paths, and the study's real data.
+
+Real data is optional: tests that use it take a fixture below and skip (with the reason) when it is absent, so a
+fresh clone passes ``make test`` on the small fixtures the tests build themselves.
+
+* ``shared_data``: the research copy (``$VALUEHARMS_TEST_DATA``, else a ``shared/data`` folder beside the checkout):
+  the study's files under ``original/`` plus upstream samples (RTP rows, HolisticBiasR sample, Touché23 rows).
+* ``study_data``: only the study's files as ``valueharms data`` lays them out (``original/``, ``holistic_bias/``):
+  the research copy when present, else the checkout's own ``data/``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+RESEARCH_COPY = Path(os.environ.get("VALUEHARMS_TEST_DATA") or REPO.parent / "shared" / "data")
+SHARED_DATA = RESEARCH_COPY if (RESEARCH_COPY / "original").is_dir() else None
+STUDY_DATA = SHARED_DATA or (REPO / "data" if (REPO / "data" / "original").is_dir() else None)
 sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,9 +36,18 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"{SHARED_DATA} is missing: tests read the real data samples there (see README)")
+    """The research copy of the real data; the test is skipped when there is none (a fresh clone)."""
+    if SHARED_DATA is None:
+        pytest.skip(f"real-data samples absent ({RESEARCH_COPY}); set VALUEHARMS_TEST_DATA to a copy to run this")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def study_data() -> Path:
+    """The study's files (``original/``, ``holistic_bias/``); skipped when neither copy is present."""
+    if STUDY_DATA is None:
+        pytest.skip("the study's data is absent: run `valueharms data` (or set VALUEHARMS_TEST_DATA) to run this")
+    return STUDY_DATA
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Loaders on fixtures in the real formats (../shared/data where present, synthetic HEx-PHI)."""
+"""Loaders on fixtures in the real formats (real data samples where present, synthetic HEx-PHI)."""
 
 from __future__ import annotations
 

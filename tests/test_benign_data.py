@@ -1,4 +1,4 @@
-"""Benign instruction data: exact PROTOCOL prompt formats from local samples and the study's grammar file."""
+"""Benign instruction data: the study's exact prompt formats from local samples and the study's grammar file."""
 
 from __future__ import annotations
 

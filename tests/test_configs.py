@@ -26,7 +26,7 @@ def test_configs_exist():
 
 @pytest.mark.parametrize("rel", ALL)
 def test_config_parses(rel, capsys):
-    subcommand = "predict" if rel.startswith("predict/") else "fit"
+    subcommand = "predict" if rel.startswith("predict/") or Path(rel).name.startswith("predict") else "fit"
     with pytest.raises(SystemExit) as done:
         run_lightning_cli([subcommand, *_args(rel), "--print_config"])
     assert done.value.code in (0, None)
@@ -34,7 +34,7 @@ def test_config_parses(rel, capsys):
     assert "class_path" in printed and "trainer:" in printed
 
 
-@pytest.mark.parametrize("rel", [r for r in ALL if r.startswith(("vim/", "benign/"))])
+@pytest.mark.parametrize("rel", [r for r in ALL if r.startswith(("vim/", "benign/")) or Path(r).name == "fit.yaml"])
 def test_training_config_instantiates(rel):
     """Build the objects (CPU override) to catch values the classes reject; no model is loaded."""
     cli = run_lightning_cli([*_args(rel), "--trainer.accelerator=cpu"], run=False)
@@ -46,7 +46,7 @@ def test_training_config_instantiates(rel):
     if rel.startswith("benign/") and rel != "benign/quickstart.yaml":
         assert cli.trainer.accumulate_grad_batches == 16 and cli.datamodule.max_length == 2048
         assert cli.datamodule.batch_size == 1 and cli.datamodule.total_epochs == 1
-    if rel == "vim/llama2-7b.yaml":
+    if rel in ("vim/llama2-7b.yaml", "study/paper/fit.yaml"):
         assert cli.datamodule.epochs_per_stage == 5 and cli.datamodule.batch_size == 8
         assert cli.model.hparams.lr == 2e-5 and cli.datamodule.max_length == 128
 

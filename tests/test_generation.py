@@ -84,7 +84,7 @@ def test_resume_mixed_adapters_and_mitigations(tiny_model_dir, tmp_path):
     make_adapters(tiny_model_dir, tmp_path / "adapters")
     out = tmp_path / "gen.jsonl"
     kw = dict(adapters_root=str(tmp_path / "adapters"), icl_distributions=str(REPO / "samples/values/distributions.tsv"),
-              icl_names=["Pow"], mitigations=["none", "value", "dual"], suppress={"*": ["Power"]})
+              icl_names=["Pow"], icl_template="ours", mitigations=["none", "value", "dual"], suppress={"*": ["Power"]})
     with pytest.raises(RuntimeError, match="killed"):
         run(tiny_model_dir, datamodule(out, **kw), [Boom()])
     first = records(out)

@@ -9,7 +9,7 @@ import pytest
 from valueharms.cli import main
 from valueharms.io import read_jsonl
 from vim.prepare import prepare, prepare_distribution
-from valueharms.values import load_distributions
+from valueharms.values import ValueProfile, load_distributions
 
 FILES = [f"stage{st}_{s}.jsonl" for st in (1, 2) for s in ("train", "valid", "test")]
 
@@ -39,7 +39,7 @@ def test_prepare_distribution_writes_contract_files(tmp_path, samples):
 def test_quickstart_distributions_get_both_polarities(tmp_path, samples, repo):
     dists, args = samples
     names = (repo / "samples" / "values" / "quickstart_names.txt").read_text().split()
-    reports = prepare(str(dists), out=str(tmp_path), names=names, arguments=str(args))
+    reports = prepare(str(dists), out=str(tmp_path), names=names, arguments=str(args), survey=None)
     for name in names:
         c = reports[name]["counts"]["stage1"]["train"]
         assert c.get("positive", 0) > 0 and c.get("negative", 0) > 0, name
@@ -56,9 +56,9 @@ def test_max_examples_caps_each_split_stratified(tmp_path, samples):
 
 def test_one_sided_distribution_warns_not_crashes(tmp_path, samples):
     dists, args = samples
-    profile = load_distributions(dists, ["Pow"])["Pow"]
+    profile = ValueProfile("flat", (2.0,) * 10)  # every argument's lowest labelled score is 2 < 3
     with pytest.warns(UserWarning, match="no positive"):
-        report = prepare_distribution(profile, tmp_path / "d", arguments=args, threshold=7.0)
+        report = prepare_distribution(profile, tmp_path / "d", arguments=args, threshold=3.0)
     assert report["counts"]["stage1"]["train"]["negative"] > 0
 
 
@@ -87,7 +87,7 @@ def test_offset_bug_option_changes_stage2(tmp_path, samples):
 def test_cli_resume_rewrites_nothing(tmp_path, samples, capsys):
     dists, args = samples
     argv = ["prepare", "--distributions", str(dists), "--arguments", str(args), "--out", str(tmp_path),
-            "--names", "[Pow, resp_02]"]
+            "--names", "[Pow, resp_02]", "--survey", "null"]
     assert main(argv) == 0
     first = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     assert len(first) == 2 * 7
@@ -109,7 +109,7 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path, samples, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(lines) + "\n")
     code = main(["prepare", "--distributions", str(dists), "--arguments", str(bad), "--out", str(tmp_path / "o"),
-                 "--names", "[Pow]"])
+                 "--names", "[Pow]", "--survey", "null"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and str(bad) in err and "row 6" in err and "Stance" in err

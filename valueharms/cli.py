@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 #: subcommand -> "module:function". Each function takes typed keyword arguments (jsonargparse reads them).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("valueharms.datafetch:data", "fetch the study's public inputs into data/ (verified, resumable)"),
+    "plan": ("analysis.plan:plan", "dry run of a study folder: inputs, data counts, generations, GPU-hours"),
     "prepare": ("vim.prepare:prepare", "turn value distributions + arguments into VIM training examples"),
     "sweep": ("vim.sweep:sweep", "train one adapter per distribution (local loop or SLURM array script)"),
     "score": ("judges.score:score", "score a generation run with a judge (cached, resumable)"),

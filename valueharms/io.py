@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -17,12 +19,30 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``), else set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename (the temp file is removed on any failure)."""
+    """Write ``data`` to ``path`` via a temp file + fsync + rename (the temp file is removed on any failure).
+
+    ``mkstemp`` creates 0600 files; the result gets the mode a plain ``open`` would give (0666 minus the umask), so
+    collaborators on a shared cluster can read results under the usual umask 022.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -44,25 +64,38 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[dict]) -> Path:
 
 
 def read_jsonl(path: str | Path, *, strict: bool = False) -> Iterator[dict]:
-    """Yield records of a JSONL file.
+    """Yield the JSON objects of a JSONL file.
 
-    A torn last line (a crash mid-write) is skipped unless ``strict``; a bad line elsewhere is an :class:`InputError`.
+    A torn last line (a crash mid-write, even mid-character) is skipped unless ``strict``; any other bad line
+    (invalid UTF-8 or JSON, not an object) is an :class:`InputError` naming the line.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, None, "file not found")
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    # split on "\n" only: U+2028 inside a JSON string is no line break
+    lines = decode_utf8(data[:cut], path).split("\n")[:-1] if cut else []
     for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+        if line.strip():
+            yield _json_object(line, path, i)
+    tail = data[cut:]
+    if tail.strip():
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as err:
-            is_last = i == len(lines) and not line.endswith("\n")
-            if is_last and not strict:
-                return
-            raise InputError(path, i, None, f"invalid JSON line ({err.msg})") from None
+            yield _json_object(decode_utf8(tail, path, len(lines) + 1, cut), path, len(lines) + 1)
+        except InputError:
+            if strict:
+                raise
+
+
+def _json_object(line: str, path: Path, row: int) -> dict:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise InputError(path, row, None, f"invalid JSON line ({getattr(err, 'msg', 'nested too deeply')})") from None
+    if not isinstance(record, dict):
+        raise InputError(path, row, None, "a line must be a JSON object")
+    return record
 
 
 def read_jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -71,17 +104,11 @@ def read_jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
     The strict reader for files a user supplies: every line must be a JSON object, none may be torn.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(path, lineno, None, f"invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(path, lineno, None, "a row must be a JSON object")
-            yield lineno, row
+    if not path.is_file():
+        raise InputError(path, None, None, "file not found")
+    for lineno, line in iter_lines_checked(path):
+        if line.strip():
+            yield lineno, _json_object(line, path, lineno)
 
 
 class JsonlAppender:
@@ -133,6 +160,56 @@ def repair_torn_tail(path: str | Path) -> None:
         cut = data.rfind(b"\n") + 1
         fh.seek(cut)
         fh.truncate()
+
+
+def decode_utf8(data: bytes, path: str | Path, first_line: int = 1, base_offset: int = 0) -> str:
+    """Decode UTF-8 (a leading BOM dropped); an invalid byte is one :class:`InputError` naming line and byte offset.
+
+    Why: a ``UnicodeDecodeError`` traceback tells a user nothing; the offset lets them find the bad byte
+    (e.g. a Latin-1 export) with ``xxd -s OFFSET``.
+    """
+    skip = 3 if base_offset == 0 and data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = err.start + skip
+        line = first_line + data.count(b"\n", 0, at)
+        raise InputError(path, line, None, f"not UTF-8: byte 0x{data[at]:02x} at byte offset {base_offset + at} "
+                         "(save the file as UTF-8)") from None
+
+
+def read_text_checked(path: str | Path, what: str = "file") -> str:
+    """The whole file as UTF-8 text; missing file or invalid byte -> one-line :class:`InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, None, f"{what} is not a file" if path.exists() else f"{what} not found")
+    return decode_utf8(path.read_bytes(), path)
+
+
+def iter_lines_checked(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file, streamed; a bad byte names its line and byte offset."""
+    path = Path(path)
+    offset = 0
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            yield lineno, decode_utf8(raw, path, lineno, offset)
+            offset += len(raw)
+
+
+def read_csv_frame(path: str | Path, **read_csv_options: Any) -> Any:
+    """``pandas.read_csv`` for a file a user supplies: invalid UTF-8 (with the byte offset), an empty file or a
+    malformed row is one :class:`InputError`, never a pandas or codec traceback."""
+    import pandas as pd
+
+    path = Path(path)
+    text = read_text_checked(path)
+    if not text.strip():
+        raise InputError(path, 1, None, "empty file")
+    try:
+        return pd.read_csv(io.StringIO(text), **read_csv_options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(path, None, None, f"not a readable CSV file ({first[:160]})") from None
 
 
 def sha256_file(path: str | Path) -> str:

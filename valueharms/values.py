@@ -8,11 +8,15 @@ but the paper's pipeline reads every number as importance; we use the numbers as
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from valueharms.errors import InputError
+from valueharms.io import read_text_checked
+from valueharms.safenames import check_name
 
 #: Canonical order, used by every file, table and regression in the project.
 VALUES: tuple[str, ...] = (
@@ -111,61 +115,132 @@ class ValueProfile:
         return cls(name, tuple(SCALE_MAX if v in high else SCALE_MIN for v in VALUES), "extreme")
 
 
+#: Order of the study's 14 extreme profiles (each is followed by its closest respondents in the names list).
+EXTREME_NAMES: tuple[str, ...] = (*SHORT_NAMES, *HIGHER_ORDER)
+
+
+def study_distribution_names(closest: int = 10) -> list[str]:
+    """The study's trained distributions, in its order: each extreme profile, then ``close_<name>``,
+    ``close_<name>_2`` ... ``close_<name>_<closest>`` (14 x 11 = 154 names with the default)."""
+    names: list[str] = []
+    for name in EXTREME_NAMES:
+        names += [name, f"close_{name}"] + [f"close_{name}_{k}" for k in range(2, closest + 1)]
+    return names
+
+
+def table_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(line, cells)`` rows of a tab- or comma-separated table.
+
+    The delimiter is read from the header line: a tab if it has one, else a comma; a header with neither is rejected.
+    Tab files are read without quoting (as the study's files are written); comma files with standard CSV quoting.
+    Every row must have as many cells as the header (a stray delimiter is an error, never a silent shift).
+    """
+    if not text.strip():
+        raise InputError(path, 1, None, "empty file (expected a header row)")
+    first = text.split("\n", 1)[0]
+    if "\t" in first:
+        delimiter, quoting = "\t", csv.QUOTE_NONE
+    elif "," in first:
+        delimiter, quoting = ",", csv.QUOTE_MINIMAL
+    else:
+        raise InputError(path, 1, None, "expected tab- or comma-separated columns (the header has neither)")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    header: list[str] | None = None
+    try:
+        for cells in reader:
+            if header is None:
+                header = [c.strip() for c in cells]
+                continue
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, cells))
+    except csv.Error as err:
+        raise InputError(path, reader.line_num, None, f"malformed row ({err})") from None
+    header = header or []
+    dupes = sorted({c for c in header if c and header.count(c) > 1})
+    if dupes:
+        raise InputError(path, 1, dupes[0], "column appears twice in the header")
+    for row_no, cells in rows:
+        if len(cells) != len(header):
+            raise InputError(path, row_no, None, f"has {len(cells)} cells, the header has {len(header)} "
+                             f"(a stray {'tab' if delimiter == chr(9) else 'comma'} or a missing cell?)")
+    return header, rows
+
+
+def _score(path: Path, row_no: int, column: str, cell: str) -> float:
+    try:
+        score = float(cell.strip())
+    except ValueError:
+        raise InputError(path, row_no, column, f"not a number: {cell.strip()[:40]!r}") from None
+    if not SCALE_MIN <= score <= SCALE_MAX:  # also rejects nan
+        raise InputError(path, row_no, column, f"score {score} outside the 1-6 scale")
+    return score
+
+
 def load_distributions(path: str | Path, names: Iterable[str] | None = None) -> dict[str, ValueProfile]:
     """Read a tab- or comma-separated distribution file (name column ``Country`` or ``name`` + the ten values).
 
-    Raises :class:`InputError` naming the file, row and column of the first bad cell.
+    Raises :class:`InputError` naming the file, row and column of the first bad cell: invalid UTF-8 (with the byte
+    offset), a row with more or fewer cells than the header, a duplicate or unsafe name, a score outside 1-6.
+    ``names`` selects (and orders) distributions; an empty selection is an error, never "all".
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, None, "distribution file not found")
-    text = path.read_text(encoding="utf-8-sig")
-    first = text.splitlines()[0] if text else ""
-    delimiter = "\t" if "\t" in first else ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    header = reader.fieldnames or []
-    name_col = next((c for c in header if c.strip().lower() in {"country", "name", "distribution"}), None)
+    header, rows = table_rows(path, read_text_checked(path, "distribution file"))
+    name_col = next((c for c in header if c.lower() in {"country", "name", "distribution"}), None)
     if name_col is None:
         raise InputError(path, 1, None, "no name column (expected 'Country' or 'name')")
+    index = {c: i for i, c in enumerate(header)}
     columns: dict[str, str] = {}
     for col in header:
-        if col == name_col:
-            continue
         try:
-            columns[canonical_value(col)] = col
+            value = canonical_value(col)
         except KeyError:
             continue
+        if col != name_col and value in columns:
+            raise InputError(path, 1, col, f"second column for {value} (first: {columns[value]!r})")
+        columns.setdefault(value, col)
     missing = [v for v in VALUES if v not in columns]
     if missing:
         raise InputError(path, 1, missing[0], "missing value column")
     profiles: dict[str, ValueProfile] = {}
-    for row_no, row in enumerate(reader, start=2):
-        name = (row.get(name_col) or "").strip()
-        if not name:
-            raise InputError(path, row_no, name_col, "empty distribution name")
-        scores = []
-        for value in VALUES:
-            cell = (row.get(columns[value]) or "").strip()
-            try:
-                score = float(cell)
-            except ValueError:
-                raise InputError(path, row_no, columns[value], f"not a number: {cell!r}") from None
-            if not SCALE_MIN <= score <= SCALE_MAX:
-                raise InputError(path, row_no, columns[value], f"score {score} outside the 1-6 scale")
-            scores.append(score)
-        profiles[name] = ValueProfile(name, tuple(scores), str(path))
-    if names is not None:
-        wanted = list(names)
-        unknown = [n for n in wanted if n not in profiles]
-        if unknown:
-            raise InputError(path, None, "Country", f"no distribution named {unknown[0]!r}")
-        return {n: profiles[n] for n in wanted}
-    return profiles
+    first_row: dict[str, int] = {}
+    for row_no, cells in rows:
+        name = check_name(cells[index[name_col]].strip(), what="distribution name", path=path, row=row_no,
+                          field=name_col)
+        if name in profiles:
+            raise InputError(path, row_no, name_col, f"duplicate distribution name {name!r} (also row {first_row[name]})")
+        scores = tuple(_score(path, row_no, columns[v], cells[index[columns[v]]]) for v in VALUES)
+        profiles[name] = ValueProfile(name, scores, str(path))
+        first_row[name] = row_no
+    if names is None:
+        return profiles
+    wanted = list(names)
+    if not wanted:
+        raise InputError(path, None, name_col, "the list of distribution names is empty")
+    seen: set[str] = set()
+    for n in wanted:
+        if n not in profiles:
+            raise InputError(path, None, name_col, f"no distribution named {n!r}")
+        if n in seen:
+            raise InputError(path, None, name_col, f"distribution {n!r} is listed twice")
+        seen.add(n)
+    return {n: profiles[n] for n in wanted}
 
 
 def read_names(path: str | Path) -> list[str]:
-    """One distribution name a line (blank lines and ``#`` comments ignored)."""
+    """One distribution name a line (blank lines and ``#`` comments ignored); names must be safe folder names,
+    listed once, and at least one must be given."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, None, "names file not found")
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    names: list[str] = []
+    for row, line in enumerate(read_text_checked(path, "names file").split("\n"), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        check_name(name, what="distribution name", path=path, row=row)
+        if name in names:
+            raise InputError(path, row, None, f"distribution {name!r} is listed twice")
+        names.append(name)
+    if not names:
+        raise InputError(path, None, None, "names file lists no distribution")
+    return names

@@ -1,7 +1,7 @@
 """Benign instruction-tuning data for the paper's baselines (Alpaca, Dolly, Grammar, SAMSum) as ``{prompt, target}``.
 
 Each task reads a Hugging Face dataset id (``datasets.load_dataset``) or a local ``.json`` / ``.jsonl`` / ``.csv`` file
-with the task's native fields, and formats it with the exact prompts of PROTOCOL.md ("Benign baselines").
+with the task's native fields, and formats it with the study's exact prompts (docs/protocol.md, "Benign baselines").
 
 Dolly: the study fine-tuned on a "no-safety" subset of databricks-dolly-15k whose exact id list was not released.
 ``load_benign("dolly", categories=[...])`` keeps only the given Dolly categories, and ``exclude_categories`` drops

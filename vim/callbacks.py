@@ -1,6 +1,6 @@
 """Stage switching, best-epoch selection and adapter export for :class:`vim.module.VIMModule`.
 
-PROTOCOL.md: each stage keeps the epoch with the lowest validation loss, and stage 2 continues the *same*
+The study (docs/protocol.md): each stage keeps the epoch with the lowest validation loss, and stage 2 continues the *same*
 adapter from stage 1's best epoch. With one ``trainer.fit`` this callback:
   * sets ``max_epochs`` = phases x epochs_per_stage and makes the Trainer reload dataloaders every epoch;
   * after each validation, saves the LoRA weights to ``checkpoints/best_phase{k}.pt`` when ``val/loss`` improved;

@@ -1,9 +1,9 @@
 """Turn (prompt, target) pairs into token ids with the loss on the target only, then pad them into batches.
 
 Why a module of its own: VIM, benign fine-tuning and the tests must agree exactly on which tokens carry loss
-(PROTOCOL.md: prompt masked with -100, EOS appended to the target) and on how over-long examples are cut.
+(docs/protocol.md: prompt masked with -100, EOS appended to the target) and on how over-long examples are cut.
 
-Truncation modes (PROTOCOL.md, "VIM training data"):
+Truncation modes (docs/protocol.md, "VIM training data"):
   * ``keep_target`` (default): drop prompt tokens from the left (after BOS) so the answer survives;
   * ``original``: the released code's behaviour, right-truncate the whole sequence (long targets lose their end)
     and left-pad every batch to ``max_length``.

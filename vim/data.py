@@ -1,4 +1,4 @@
-"""Value-labelled arguments (Touché23-ValueEval) and the two VIM example builders (PROTOCOL.md, "VIM training data").
+"""Value-labelled arguments (Touché23-ValueEval) and the two VIM example builders (docs/protocol.md, "VIM training data").
 
 Three input shapes are read into the same :class:`Argument` list:
 
@@ -16,16 +16,16 @@ shuffled items, valid the next ``n_valid``, test the rest. Stage 1 splits positi
 
 from __future__ import annotations
 
-import csv
+import functools
 import math
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from valueharms.errors import InputError
-from valueharms.values import VALUES, ValueProfile
+from valueharms.io import read_text_checked
+from valueharms.values import VALUES, ValueProfile, table_rows
 
 STANCES = {"in favor of": "agree", "against": "disagree"}
 SPLITS = ("train", "valid", "test")
@@ -85,24 +85,15 @@ class Argument:
     source: str = ""
     row: int = 0
 
-    @property
-    def values(self) -> list[str]:
-        return [v for v, flag in zip(VALUES, self.labels) if flag]
+    @functools.cached_property
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for v, flag in zip(VALUES, self.labels) if flag)
 
 
 # ----------------------------------------------------------------------------------------------------------- loading
-def _read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
-    if not path.is_file():
-        raise InputError(path, None, None, "file not found")
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    if not lines:
-        raise InputError(path, 1, None, "empty file (expected a header row)")
-    delimiter = "\t" if "\t" in lines[0] else ","
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows = list(csv.reader(lines, delimiter=delimiter, quoting=quoting))
-    return rows[0], rows[1:]
+def _read_tsv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(line, cells)`` rows; UTF-8, delimiter and cell-count errors are one-line InputErrors."""
+    return table_rows(path, read_text_checked(path, "argument file"))
 
 
 def _flag(path: Path, row_no: int, column: str, cell: str) -> int:
@@ -119,22 +110,14 @@ def _stance(path: Path, row_no: int, column: str, cell: str) -> str:
     return stance
 
 
-def _check_cells(path: Path, row_no: int, header: list[str], cells: list[str]) -> None:
-    if len(cells) != len(header):
-        raise InputError(path, row_no, None, f"has {len(cells)} cells, header has {len(header)} (a stray tab?)")
-
-
-def _arguments_from_rows(path: Path, header: list[str], rows: list[list[str]], value_cols: dict[str, list[str]],
+def _arguments_from_rows(path: Path, header: list[str], rows: list[tuple[int, list[str]]], value_cols: dict[str, list[str]],
                          id_col: str | None, drop_unlabelled: bool = False) -> list[Argument]:
     index = {name: i for i, name in enumerate(header)}
     for need in ("Conclusion", "Stance", "Premise"):
         if need not in index:
             raise InputError(path, 1, need, "missing column")
     out: list[Argument] = []
-    for row_no, cells in enumerate(rows, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        _check_cells(path, row_no, header, cells)
+    for row_no, cells in rows:
         stance = _stance(path, row_no, "Stance", cells[index["Stance"]])
         labels = []
         for value in VALUES:
@@ -185,23 +168,19 @@ def load_touche(arguments: str | Path, labels: str | Path | None = None) -> list
         raise InputError(labels, 1, missing[0], "missing level-2 value column")
     li = l_header.index("Argument ID")
     by_id: dict[str, tuple[int, list[str]]] = {}
-    for row_no, cells in enumerate(l_rows, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        _check_cells(labels, row_no, l_header, cells)
-        by_id[cells[li].strip()] = (row_no, cells)
+    for row_no, cells in l_rows:
+        key = cells[li].strip()
+        if key in by_id:
+            raise InputError(labels, row_no, "Argument ID", f"argument {key!r} has labels twice (also row {by_id[key][0]})")
+        by_id[key] = (row_no, cells)
     ai = a_header.index("Argument ID")
     header = a_header + [c for c in l_header if c != "Argument ID"]
-    merged: list[list[str]] = []
-    for row_no, cells in enumerate(a_rows, start=2):
-        if not any(c.strip() for c in cells):
-            merged.append(cells)
-            continue
-        _check_cells(arguments, row_no, a_header, cells)
+    merged: list[tuple[int, list[str]]] = []
+    for row_no, cells in a_rows:
         found = by_id.get(cells[ai].strip())
         if found is None:
             raise InputError(labels, None, "Argument ID", f"no labels for argument {cells[ai].strip()!r}")
-        merged.append(cells + [c for j, c in enumerate(found[1]) if j != li])
+        merged.append((row_no, cells + [c for j, c in enumerate(found[1]) if j != li]))
     value_cols = {v: [c for c, b in TOUCHE_LEVEL2.items() if b == v] for v in VALUES}
     try:
         # only Face/Humility (dropped) -> no basic value: removed, as in the study's valueEval_10.csv
@@ -250,9 +229,25 @@ def split_items(items: Sequence, rng: random.Random) -> dict[str, list]:
     return {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
 
 
-def is_positive(argument: Argument, profile: ValueProfile, threshold: float) -> bool:
-    """PROTOCOL: the minimum target score over the argument's labelled values must reach ``threshold``."""
-    return min(profile[v] for v in argument.values) >= threshold
+def is_positive(argument: Argument, profile: ValueProfile | dict[str, float], threshold: float) -> bool:
+    """The study's rule: the minimum target score over the argument's labelled values must reach ``threshold``."""
+    scores = profile if isinstance(profile, dict) else profile.as_dict()
+    return min(scores[v] for v in argument.values) >= threshold
+
+
+def stage1_counts(arguments: Sequence[Argument], profiles: Sequence[ValueProfile], threshold: float = 3.0
+                  ) -> dict[str, tuple[int, int]]:
+    """``name -> (positives, negatives)`` under the min rule for many profiles at once (vectorised; what
+    :func:`build_stage1` splits, without building the examples: the plan command counts all 154 this way)."""
+    import numpy as np
+
+    labels = np.array([a.labels for a in arguments], dtype=bool).reshape(len(arguments), len(VALUES))
+    out: dict[str, tuple[int, int]] = {}
+    for profile in profiles:
+        lowest = np.where(labels, np.array(profile.scores, dtype=float), np.inf).min(axis=1)
+        pos = int((lowest >= threshold).sum())
+        out[profile.name] = (pos, len(arguments) - pos)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------- stage 1
@@ -272,8 +267,10 @@ def stage1_example(argument: Argument, positive: bool, split: str) -> dict:
 def build_stage1(arguments: Sequence[Argument], profile: ValueProfile, threshold: float = 3.0,
                  seed: int = 42) -> dict[str, list[dict]]:
     """Positive/negative split by the min rule, each side cut 80/10/10 with one ``Random(seed)``."""
-    positives = [a for a in arguments if is_positive(a, profile, threshold)]
-    negatives = [a for a in arguments if not is_positive(a, profile, threshold)]
+    scores = profile.as_dict()
+    positive = [is_positive(a, scores, threshold) for a in arguments]
+    positives = [a for a, pos in zip(arguments, positive) if pos]
+    negatives = [a for a, pos in zip(arguments, positive) if not pos]
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for side, positive in ((positives, True), (negatives, False)):
@@ -299,7 +296,7 @@ def stage2_values(argument: Argument, column_offset_bug: bool = False) -> list[s
     of ``VALUES[i-1]`` is set, and the Universalism flag is ignored.
     """
     if not column_offset_bug:
-        return argument.values
+        return list(argument.values)
     shifted = (0,) + argument.labels[:-1]
     return [v for v, flag in zip(VALUES, shifted) if flag]
 

@@ -305,10 +305,10 @@ class InstructionDataModule(_TextDataModule):
             model: tokenizer to use (default: the module's model).
             limit: cap on examples read.
             val_fraction: share of examples held out for validation loss (at least one).
-            epochs: training epochs (PROTOCOL: 1).
-            max_length: tokens per example (PROTOCOL: 2048).
+            epochs: training epochs (the study: 1).
+            max_length: tokens per example (the study: 2048).
             truncation: ``keep_target`` or ``original``.
-            batch_size: examples per batch (PROTOCOL: 1, with 16 gradient-accumulation steps in the Trainer).
+            batch_size: examples per batch (the study: 1, with 16 gradient-accumulation steps in the Trainer).
             num_workers: DataLoader workers.
             use_chat_template: wrap examples in the tokenizer's chat template (None: when it has one).
             packing: padding-free packed batches.

@@ -1,6 +1,6 @@
 """The LightningModule that trains a LoRA adapter on a causal LM: VIM (two stages) or a benign baseline.
 
-Design (PROTOCOL.md "VIM training settings"; PATTERNS.md "LightningModule around HF + peft"):
+Design (docs/protocol.md, "VIM training settings"):
   * the HF model + peft LoRA are built in ``configure_model`` (guarded) so FSDP can shard them at init;
   * checkpoints hold only the LoRA weights (``state_dict`` is filtered, ``strict_loading=False``), so they are small
     and resuming still works;

@@ -2,6 +2,8 @@
 
 Writes ``<out>/<distribution>/stage{1,2}_{train,valid,test}.jsonl`` and ``prepare_report.json`` atomically. A rerun
 skips a distribution whose report carries the same data hash (inputs + settings), so it rewrites nothing.
+Defaults are the study's files from ``valueharms data`` (stage 2 on its released argument split); every input and
+setting is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from vim.data import (SPLITS, build_stage1, build_stage2, count_by, load_argumen
                       stratified_cap, touche_labels_path)
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json, sha256_file, sha256_text, write_jsonl_atomic
+from valueharms.safenames import child
 from valueharms.values import ValueProfile, load_distributions, read_names
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-DEFAULT_DISTRIBUTIONS = str(SAMPLES / "values" / "distributions.tsv")
-DEFAULT_ARGUMENTS = str(SAMPLES / "valueeval" / "arguments.tsv")
+#: The study's inputs as ``valueharms data`` lays them out (relative to the working directory).
+STUDY_DATA = Path("data") / "original"
+DEFAULT_DISTRIBUTIONS = str(STUDY_DATA / "extreme_distributions.csv")
+DEFAULT_ARGUMENTS = str(STUDY_DATA / "valueEval_10.csv")
+DEFAULT_SURVEY = str(STUDY_DATA / "argument_generation")
 REPORT = "prepare_report.json"
 FORMAT = 1
 
@@ -31,6 +36,34 @@ def _input_files(path: Path) -> list[Path]:
         return [path / "value_split" / "train.csv", path / "value_split" / "valid.csv", path / "test.csv"]
     labels = touche_labels_path(path)
     return [path, labels] if labels != path and labels.is_file() else [path]
+
+
+def check_settings(threshold: float, seed: int, max_examples: int | None) -> None:
+    """Settings outside their range are input errors, not silent no-ops (a threshold of 99 would make every
+    argument negative)."""
+    if not isinstance(threshold, (int, float)) or not 1.0 <= float(threshold) <= 6.0:
+        raise InputError(None, None, "threshold", f"must be on the 1-6 value scale, got {threshold!r}")
+    if max_examples is not None and max_examples < 1:
+        raise InputError(None, None, "max_examples", f"must be a positive number, got {max_examples!r}")
+    if not isinstance(seed, int):
+        raise InputError(None, None, "seed", f"must be an integer, got {seed!r}")
+
+
+def check_out_folder(out: str | Path) -> Path:
+    """``--out`` must be a folder (or not exist yet): never write beside or over a file the user named."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, None, "out", "exists and is not a folder")
+    return out
+
+
+def require_input(path: str | Path, what: str, default: str) -> Path:
+    """A missing input names the file; a missing study default also says how to get it."""
+    path = Path(path)
+    if not path.exists():
+        hint = " (run `valueharms data` to fetch the study's inputs, or pass your own)" if str(path) == default else ""
+        raise InputError(path, None, None, f"{what} not found{hint}")
+    return path
 
 
 def input_hashes(arguments: Path, survey: Path | None) -> list[str]:
@@ -78,8 +111,9 @@ def prepare_distribution(profile: ValueProfile, out_dir: Path, *, arguments: str
     ``digest``: this distribution's :func:`data_hash` when the caller already computed it.
 
     ``survey`` (stage 2) is a folder like the study's ``argument_generation`` (pre-split train/valid/test) or an
-    argument file; by default stage 2 uses ``arguments`` split 80/10/10 by argument with ``Random(seed)``.
+    argument file; None re-splits ``arguments`` 80/10/10 by argument with ``Random(seed)``.
     """
+    check_settings(threshold, seed, max_examples)
     out_dir = Path(out_dir)
     arguments = Path(arguments)
     survey_path = Path(survey) if survey is not None else None
@@ -161,19 +195,32 @@ def is_prepared(out_dir: Path, digest: str) -> bool:
         return False
 
 
+def resolve_names(names: list[str] | None) -> list[str] | None:
+    """``--names``: None = every distribution; one existing file = a names file; an empty list is an error."""
+    if names is None:
+        return None
+    if len(names) == 0:
+        raise InputError(None, None, "names", "empty list of distribution names (omit --names to prepare all)")
+    if len(names) == 1 and Path(names[0]).is_file():
+        return read_names(names[0])
+    return list(names)
+
+
 def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", names: list[str] | None = None,
-            arguments: str = DEFAULT_ARGUMENTS, survey: str | None = None, threshold: float = 3.0, seed: int = 42,
-            max_examples: int | None = None, model: str | None = None, max_length: int = 128,
+            arguments: str = DEFAULT_ARGUMENTS, survey: str | None = DEFAULT_SURVEY, threshold: float = 3.0,
+            seed: int = 42, max_examples: int | None = None, model: str | None = None, max_length: int = 128,
             stage2_column_offset_bug: bool = False) -> dict[str, dict]:
     """Prepare VIM training data for each value distribution (skips ones already prepared with the same inputs).
 
     Args:
-        distributions: TSV/CSV of value distributions (name column ``Country`` + the ten values, 1-6).
+        distributions: TSV/CSV of value distributions (name column ``Country`` + the ten values, 1-6); default the
+            study's file from ``valueharms data``.
         out: output folder; each distribution goes to ``<out>/<name>/``.
         names: distribution names to prepare, or one path to a names file (one name a line); default all.
-        arguments: value-labelled arguments (valueEval_10.csv format or a Touché23 ``arguments-*.tsv``).
-        survey: stage-2 source: a folder like ``argument_generation`` or an argument file (default: ``arguments``).
-        threshold: stage-1 rule: an argument is positive when its lowest labelled value score is >= threshold.
+        arguments: value-labelled arguments for stage 1 (valueEval_10.csv format or a Touché23 ``arguments-*.tsv``).
+        survey: stage-2 arguments: the study's ``argument_generation`` folder (default), another such folder or an
+            argument file; ``null`` re-splits ``arguments`` 80/10/10 instead.
+        threshold: stage-1 rule (1-6): an argument is positive when its lowest labelled value score is >= threshold.
         seed: split / rounding / sampling seed.
         max_examples: cap on examples per stage and split (stratified), for quick runs.
         model: tokenizer (alias or path) used to report how many examples exceed ``max_length``.
@@ -182,10 +229,15 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
     """
     from tqdm.auto import tqdm
 
-    wanted: list[str] | None = None
-    if names:
-        wanted = read_names(names[0]) if len(names) == 1 and Path(names[0]).is_file() else list(names)
-    profiles = load_distributions(distributions, wanted)
+    check_settings(threshold, seed, max_examples)
+    out_dir = check_out_folder(out)
+    profiles = load_distributions(require_input(distributions, "distribution file", DEFAULT_DISTRIBUTIONS),
+                                  resolve_names(names))
+    arguments_path = require_input(arguments, "argument file", DEFAULT_ARGUMENTS)
+    survey_path = require_input(survey, "stage-2 argument split", DEFAULT_SURVEY) if survey else None
+    _load_arguments_cached(arguments_path)  # validate every input before anything is written
+    if survey_path is not None:
+        _load_survey_cached(survey_path)
     tokenizer = None
     if model is not None:
         from valueharms.model_loading import load_tokenizer
@@ -193,23 +245,19 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
         tokenizer = load_tokenizer(model)
     settings = {"threshold": threshold, "seed": seed, "max_examples": max_examples,
                 "stage2_column_offset_bug": stage2_column_offset_bug}
-    _load_arguments_cached(Path(arguments))  # validate inputs before the progress bar starts
-    if survey:
-        _load_survey_cached(Path(survey))
-    survey_path = Path(survey) if survey else None
-    hashes = input_hashes(Path(arguments), survey_path)
+    hashes = input_hashes(arguments_path, survey_path)
     reports: dict[str, dict] = {}
     status: dict[str, str] = {}
     for name, profile in tqdm(profiles.items(), desc="prepare", unit="dist"):
-        folder = Path(out) / name
-        digest = data_hash(profile, Path(arguments), survey_path, settings, hashes)
+        folder = child(out_dir, name, what="distribution name")
+        digest = data_hash(profile, arguments_path, survey_path, settings, hashes)
         if is_prepared(folder, digest) and (tokenizer is None or "truncation" in json.loads((folder / REPORT).read_text())):
             reports[name] = json.loads((folder / REPORT).read_text())
             status[name] = "cached"
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            reports[name] = prepare_distribution(profile, folder, arguments=arguments, survey=survey,
+            reports[name] = prepare_distribution(profile, folder, arguments=arguments_path, survey=survey_path,
                                                  threshold=threshold, seed=seed, max_examples=max_examples,
                                                  tokenizer=tokenizer, max_length=max_length,
                                                  stage2_column_offset_bug=stage2_column_offset_bug, digest=digest)

@@ -1,0 +1,160 @@
+"""Generation side of ``valueharms plan``: generations per benchmark x condition x mitigation from a study's predict
+configs, and one exact model input per (benchmark, condition kind, mitigation) for a person to read.
+
+Why: the main experiment is 154 adapters + vanilla + 4 benign + 154 ICL profiles over four benchmarks (RTP 10
+samples per prompt); the count fixes the cost, and reading the exact inputs catches a wrong template before any GPU
+time is spent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from benchmarks.conditions import Condition, prompt_spec, suppressed_values
+from benchmarks.registry import get_spec, load_benchmark
+from valueharms.adapters import find_adapters, read_metadata
+from valueharms.errors import InputError
+from valueharms.io import atomic_write_json, atomic_write_text
+from valueharms.prompts import build_model_input, load_icl_template
+from valueharms.values import ValueProfile, load_distributions, read_names
+
+#: Prompt counts assumed when a benchmark's source cannot be read (the study's sizes; HEx-PHI's public release).
+ASSUMED_PROMPTS = {"rtp": 3000, "holisticbiasr": 13760, "hexphi": 300, "beavertails": 700}
+MITIGATIONS_WITH_VALUES = ("value", "dual")
+
+
+def read_predict_config(path: Path) -> dict[str, Any]:
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InputError(path, None, None, f"not a readable YAML file ({str(err).splitlines()[0]})") from None
+    init = ((cfg.get("data") or {}).get("init_args") or {}) if isinstance(cfg, dict) else {}
+    if not isinstance(init.get("benchmarks"), dict):
+        raise InputError(path, None, "data.init_args.benchmarks", "no benchmarks in this predict config")
+    return cfg
+
+
+def _icl_names(init: Mapping[str, Any], study_names: Sequence[str]) -> list[str] | None:
+    names = init.get("icl_names")
+    if isinstance(names, str):
+        return read_names(names)
+    return list(names) if names else None
+
+
+def conditions_of(init: Mapping[str, Any], study_names: Sequence[str], missing: list[str],
+                  notes: list[str]) -> dict[str, list[Condition]]:
+    """Conditions by kind; adapters not trained yet are assumed to be the sweep's (one per study distribution)."""
+    kinds: dict[str, list[Condition]] = {}
+    if init.get("vanilla", True):
+        kinds["vanilla"] = [Condition("vanilla", "vanilla")]
+    for path in init.get("adapters") or []:
+        try:
+            info = read_metadata(path)
+            kinds.setdefault(info.kind, []).append(Condition(info.condition, info.kind, str(path), None, info.profile))
+        except InputError:
+            kind = "benign" if "benign" in str(path) else "vim"
+            kinds.setdefault(kind, []).append(Condition(f"{kind}:{Path(path).name}", kind, str(path)))
+            notes.append(f"adapter {path} not trained yet: counted as one {kind} condition")
+    root = init.get("adapters_root")
+    if root:
+        found = find_adapters(root) if Path(root).is_dir() else []
+        vim = [Condition(a.condition, a.kind, str(a.path), None, a.profile) for a in found]
+        if len(vim) < len(study_names):
+            notes.append(f"{root}: {len(vim)} complete adapters; counted as the sweep's {len(study_names)}")
+            vim = [Condition(f"vim:{n}", "vim") for n in study_names]
+        kinds.setdefault("vim", []).extend(vim)
+    if init.get("icl_distributions"):
+        try:
+            wanted = _icl_names(init, study_names)
+            profiles = load_distributions(init["icl_distributions"], wanted)
+            kinds["icl"] = [Condition(f"icl:{n}", "icl", profile=p) for n, p in profiles.items()]
+        except InputError as err:
+            missing.append(err.one_line())
+    return kinds
+
+
+def _benchmark(name: str, opts: Any, init: Mapping[str, Any], missing: list[str]) -> Any:
+    opts = dict(opts or {})
+    if init.get("limit") is not None:
+        opts["limit"] = init["limit"]
+    try:
+        return load_benchmark(name, opts.pop("source", None), **opts)
+    except InputError as err:
+        missing.append(err.one_line())
+    except Exception as err:  # a hub id with no network: the source must be fetched first
+        missing.append(f"{name}: {opts.get('source') or 'default source'} not available offline ({type(err).__name__})")
+    return None
+
+
+def generation_counts(cfg: dict[str, Any], study_names: Sequence[str], missing: list[str],
+                      notes: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Condition]]]:
+    """``(counts, loaded benchmarks, conditions)``; counts[benchmark][kind][mitigation] = generations."""
+    init = cfg["data"]["init_args"]
+    kinds = conditions_of(init, study_names, missing, notes)
+    mitigations = list(init.get("mitigations") or ["none"])
+    suppress = init.get("suppress")
+    counts: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
+    for name, opts in init["benchmarks"].items():
+        spec = get_spec(name)
+        bench = _benchmark(name, opts, init, missing)
+        samples = init.get("samples_per_prompt") or spec.decoding.samples
+        new_tokens = init.get("max_new_tokens") or spec.decoding.max_new_tokens
+        if bench is not None:
+            loaded[spec.name] = bench
+            prompts = {m: sum(1 for it in bench.items if m not in MITIGATIONS_WITH_VALUES
+                              or suppressed_values(suppress, it.category)) for m in mitigations}
+        else:
+            n = ASSUMED_PROMPTS.get(spec.name, 0)
+            notes.append(f"{spec.name}: source not read; assumed {n} prompts")
+            prompts = {m: n for m in mitigations}
+        per = {kind: {m: len(conds) * prompts[m] * samples for m in mitigations} for kind, conds in kinds.items()}
+        total = sum(v for d in per.values() for v in d.values())
+        counts[spec.name] = {"prompts": prompts, "samples_per_prompt": samples, "max_new_tokens": new_tokens,
+                             "conditions": {k: len(v) for k, v in kinds.items()}, "generations": per,
+                             "total_generations": total, "max_generated_tokens": total * new_tokens}
+    return counts, loaded, kinds
+
+
+def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Mapping[str, list[Condition]],
+                       study_profile: ValueProfile | None, out: Path, tokenizer: Any, missing: list[str]) -> list[str]:
+    """One exact model input per (benchmark, condition kind, mitigation) under ``out``; returns the files."""
+    init = cfg["data"]["init_args"]
+    templates = {k: init.get(k) for k in ("safety_prompt", "suppression_template")}
+    written: list[str] = []
+    index: dict[str, Any] = {}
+    for bname, bench in loaded.items():
+        if not bench.items:
+            continue
+        if "icl" in kinds:
+            try:
+                templates["icl_template"] = load_icl_template(bench.fmt, init.get("icl_template", "study"))
+            except InputError as err:
+                missing.append(err.one_line())
+                templates.pop("icl_template", None)
+        for kind, conds in kinds.items():
+            cond = conds[0]
+            if kind == "vim" and cond.profile is None and study_profile is not None:
+                cond = Condition(cond.name, kind, profile=study_profile)
+            if kind == "icl" and "icl_template" not in templates:
+                continue
+            for mit in init.get("mitigations") or ["none"]:
+                item = next((it for it in bench.items if mit not in MITIGATIONS_WITH_VALUES
+                             or suppressed_values(init.get("suppress"), it.category)), None)
+                if item is None:
+                    continue
+                values = suppressed_values(init.get("suppress"), item.category)
+                spec = prompt_spec(bench.fmt, cond, mit, values, **templates)
+                text = build_model_input(item.prompt, spec, tokenizer)
+                rel = f"{bname}.{kind}.{mit}.txt"
+                atomic_write_text(out / rel, text)
+                index[rel] = {"benchmark": bname, "condition": cond.name, "kind": kind, "mitigation": mit,
+                              "prompt_id": item.id, "stop": cond.stop_for(bench.spec, init.get("stop")),
+                              "suppressed": values, "characters": len(text)}
+                written.append(str(out / rel))
+    if index:
+        atomic_write_json(out / "index.json", index)
+    return written
