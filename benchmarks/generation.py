@@ -110,7 +110,7 @@ class BenchmarkDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.run is not None:
             return
-        producer = self.producer or _producer_of(self.trainer)
+        producer = self.producer = self.producer or _producer_of(self.trainer)
         plan = self.plan(producer)
         mine = self.shard.select(plan.costs()) if self.shard else None
         trainer = self.trainer
@@ -139,7 +139,7 @@ class BenchmarkDataModule(LightningDataModule):
         self.release()
 
     def batches(self) -> list[list[int]]:
-        return batches(self.items, self.batch_size)
+        return batches(self.items, self.batch_size, (self.producer or {}).get("backend") == "vllm")
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.items, batch_sampler=FixedBatches(self.batches()), collate_fn=list, num_workers=0)
@@ -200,8 +200,10 @@ class GenerationModule(LightningModule):
             return
         from valueharms.model_loading import load_model, load_tokenizer, resolve_model
 
-        self.tokenizer = load_tokenizer(self.model_name, padding_side="left")
         dm = self._datamodule()
+        if isinstance(dm, BenchmarkDataModule) and not dm.items:
+            return  # nothing pending (a finished run rerun): no model to load
+        self.tokenizer = load_tokenizer(self.model_name, padding_side="left")
         adapters = {c.adapter_name: c.adapter for c in getattr(dm, "conditions", []) if c.adapter}
         if self.backend == "vllm":
             from benchmarks.vllm_backend import VLLMGenerator

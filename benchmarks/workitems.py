@@ -126,9 +126,15 @@ class GenerationPlan:
                          "prompts": prompts, "suppress": suppress, "conditions": conditions})
 
 
-def batches(items: Sequence[WorkItem], size: int) -> list[list[int]]:
-    """Index batches of at most ``size`` items sharing benchmark, decoding and stop strings; conditions are mixed
-    (rows carry their own adapter). ICL items are kept apart: their ~1k-token preamble would pad every short row."""
+def batches(items: Sequence[WorkItem], size: int, per_request_settings: bool = False) -> list[list[int]]:
+    """Index batches of at most ``size`` items.
+
+    hf (``per_request_settings=False``): a batch shares benchmark, decoding and stop strings, while conditions mix
+    (rows carry their own adapter); ICL items are kept apart, their ~1k-token preamble would pad every short row.
+    vLLM takes settings per request, so its batches are plain chunks of the pending items, in order.
+    """
+    if per_request_settings:
+        return [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
     groups: dict[tuple, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault((it.benchmark, it.decoding, it.stop, it.spec.icl_profile is not None), []).append(i)
