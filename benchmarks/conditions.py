@@ -39,9 +39,10 @@ class Condition:
 
 def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adapters_root: str | None = None,
                      icl_distributions: str | None = None, icl_names: Sequence[str] = (),
-                     icl_names_file: str | None = None) -> list[Condition]:
+                     icl_names_file: str | None = None, adapter_kinds: Sequence[str] = ()) -> list[Condition]:
     """Resolve the configured conditions; adapter folders must be complete value-harms adapters (each hashed, so
-    a retrained adapter is told apart from the one a stored generation came from)."""
+    a retrained adapter is told apart from the one a stored generation came from); ``adapter_kinds`` keeps only
+    adapters of those kinds (``vim``, ``benign``)."""
     conds: list[Condition] = [Condition("vanilla", "vanilla")] if vanilla else []
     infos = [read_metadata(a) for a in adapters]
     if adapters_root:
@@ -50,7 +51,7 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
         infos += find_adapters(adapters_root)
     seen: set[str] = set()
     for info in infos:
-        if info.condition in seen:
+        if info.condition in seen or (adapter_kinds and info.kind not in adapter_kinds):
             continue
         seen.add(info.condition)
         conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,

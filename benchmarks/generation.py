@@ -47,7 +47,7 @@ class BenchmarkDataModule(LightningDataModule):
 
     def __init__(self, benchmarks: dict[str, dict[str, Any]], output: str, vanilla: bool = True,
                  adapters: list[str] | None = None, adapters_root: str | None = None,
-                 icl_distributions: str | None = None, icl_names: list[str] | None = None,
+                 adapter_kinds: list[str] | None = None, icl_distributions: str | None = None, icl_names: list[str] | None = None,
                  icl_names_file: str | None = None,
                  mitigations: list[str] | None = None, suppress: dict[str, list[str]] | list[str] | None = None,
                  stop: dict[str, dict[str, list[str]]] | None = None, stop_after_scored: bool = True,
@@ -58,7 +58,8 @@ class BenchmarkDataModule(LightningDataModule):
             benchmarks: name -> loader options, e.g. ``{rtp: {source: samples/benchmarks/rtp.jsonl, limit: 3000}}``.
             output: generations JSONL (appended; keys already there with the same fingerprint are skipped).
             vanilla: include the base model without adapters.
-            adapters: adapter folders; adapters_root: a folder searched for complete adapters.
+            adapters: adapter folders; adapters_root: a folder searched for complete adapters;
+                adapter_kinds: keep only adapters of these kinds (``[vim]``, ``[benign]``; default all).
             icl_distributions: value distributions file for ICL conditions; icl_names: which of them;
                 icl_names_file: a file with one name a line (added to ``icl_names``).
             mitigations: subset of none, safety, value, dual.
@@ -78,7 +79,7 @@ class BenchmarkDataModule(LightningDataModule):
         super().__init__()
         self.benchmarks, self.output = benchmarks, output
         self.cond_args = dict(vanilla=vanilla, adapters=adapters or [], adapters_root=adapters_root,
-                              icl_distributions=icl_distributions, icl_names=icl_names or [],
+                              adapter_kinds=adapter_kinds or [], icl_distributions=icl_distributions, icl_names=icl_names or [],
                               icl_names_file=icl_names_file)
         self.mitigations = mitigations or ["none"]
         self.suppress, self.stop, self.stop_after_scored = suppress, stop or {}, stop_after_scored

@@ -61,6 +61,10 @@ class GenerationPlan:
         return bench.decoding.override(samples=self.samples, max_new_tokens=self.max_new_tokens,
                                        greedy=True if self.producer.get("greedy") else None)
 
+    def templates_for(self, fmt: str) -> dict[str, Any]:
+        """Prompt templates for one input format (the ICL preamble differs between completion and qa)."""
+        return dict(self.templates)
+
     def stop(self, bench: Benchmark, cond: Condition) -> tuple[str, ...]:
         return tuple(cond.stop_for(bench.spec, self.stop_table, early=self.early_stop))
 
@@ -94,7 +98,7 @@ class GenerationPlan:
                         if mit in ("value", "dual") and not values:
                             continue  # nothing to suppress for this category: identical to none/safety
                         if tuple(values) not in groups:
-                            spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates)
+                            spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates_for(bench.fmt))
                             groups[tuple(values)] = (spec, self._group_json(cond, spec, decoding, stop))
                         spec, group_json = groups[tuple(values)]
                         fp = fingerprint(group_json, item.prompt)
@@ -115,7 +119,7 @@ class GenerationPlan:
             for cond in kinds.values():
                 for mit in self.mitigations:
                     spec = prompt_spec(bench.fmt, cond, mit, ["Power"] if mit in ("value", "dual") else [],
-                                       **self.templates)
+                                       **self.templates_for(bench.fmt))
                     prompts[f"{bench.fmt}|{cond.kind}|{mit}"] = prompt_identity(spec, profile_values=False)
         conditions = {c.name: {"kind": c.kind, "adapter_sha256": c.adapter_sha256,
                                "values": c.profile.as_dict() if c.kind == "icl" and c.profile else None}
