@@ -56,7 +56,7 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
         seen.add(info.condition)
         conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,
                                adapter_sha256(info.path)))
-    names = [*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]
+    names = list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
     if icl_names_file and not names:
         raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
     if icl_distributions:

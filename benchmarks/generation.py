@@ -109,8 +109,8 @@ class BenchmarkDataModule(LightningDataModule):
                               self.stop_after_scored, self.samples_per_prompt, self.max_new_tokens, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.run is not None:
-            return
+        if self.run is not None and self.run.locked:
+            return  # set up for this predict already (a released run is planned again: other records may exist)
         producer = self.producer = self.producer or _producer_of(self.trainer)
         plan = self.plan(producer)
         mine = self.shard.select(plan.costs()) if self.shard else None

@@ -149,8 +149,13 @@ class GenerationRun:
                     pass
             except InputError as err:
                 raise InputError(path, None, None, f"cannot start afresh: {err.message}") from None
-        target = self.folder / SUPERSEDED / _now().replace(":", "")
-        target.mkdir(parents=True, exist_ok=True)
+        stamp = _now().replace(":", "")
+        target = self.folder / SUPERSEDED / stamp
+        n = 1
+        while target.exists():  # two restarts within one second
+            n += 1
+            target = self.folder / SUPERSEDED / f"{stamp}-{n}"
+        target.mkdir(parents=True)
         for path in [*files, self.run_file, self.folder / "config.yaml"]:
             if path.is_file():
                 shutil.move(str(path), target / path.name)
@@ -166,6 +171,10 @@ class GenerationRun:
                 if key and (wanted is None or key in wanted):
                     out.setdefault(key, set()).add(rec.get("fingerprint") or "")
         return out
+
+    @property
+    def locked(self) -> bool:
+        return self._lock is not None
 
     def release(self) -> None:
         if self._lock is not None:

@@ -107,3 +107,22 @@ def test_resume_mixed_adapters_and_mitigations(tiny_model_dir, tmp_path):
     # adapters change the output of the same input
     by = {(r["benchmark"], r["prompt_id"], r["mitigation"], r["condition"]): r["output"] for r in recs}
     assert any(by[k] != by[(k[0], k[1], k[2], "vim:Uni")] for k in by if k[3] == "vim:Pow")
+
+
+def test_condition_selection_names_file_and_adapter_kinds(tiny_model_dir, tmp_path):
+    from benchmarks.conditions import build_conditions
+    from valueharms.errors import InputError
+
+    names = tmp_path / "names.txt"
+    names.write_text("# the profiles to prompt\nUni\nPow\n")
+    dist = str(REPO / "samples/values/distributions.tsv")
+    conds = build_conditions(vanilla=False, icl_distributions=dist, icl_names=["Pow"], icl_names_file=str(names))
+    assert sorted(c.name for c in conds) == ["icl:Pow", "icl:Uni"]
+    names.write_text("# nothing\n")
+    with pytest.raises(InputError, match="lists no distribution"):
+        build_conditions(icl_distributions=dist, icl_names_file=str(names))
+    make_adapters(tiny_model_dir, tmp_path / "adapters")
+    root = str(tmp_path / "adapters")
+    assert [c.kind for c in build_conditions(vanilla=False, adapters_root=root, adapter_kinds=["vim"])] == ["vim"] * 2
+    assert build_conditions(adapters_root=root, adapter_kinds=["benign"])[0].name == "vanilla"
+    assert len(build_conditions(adapters_root=root, adapter_kinds=["benign"])) == 1
