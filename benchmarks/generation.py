@@ -21,7 +21,7 @@ from benchmarks.runfile import GenerationRun, Shard
 from benchmarks.workitems import GenerationPlan, WorkItem, batches
 from benchmarks.writer import JsonlPredictionWriter
 from valueharms.adapters import attach_adapters
-from valueharms.decode import generate_texts, truncate_at_stop  # noqa: F401 (truncate_at_stop: public re-export)
+from valueharms.decode import generate_texts, truncate_at_stop
 from valueharms.errors import InputError
 from valueharms.prompts import build_model_input
 

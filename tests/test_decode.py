@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from benchmarks.rtp import rtp_text
-from valueharms.decode import Decoding, encode_ids, encode_inputs, generate_texts, truncate_at_stop
+from valueharms.decode import (Decoding, adds_special_tokens, encode_ids, encode_inputs, generate_texts,
+                               truncate_at_stop)
 
 RANKS = {"a0": 2, "a1": 4, "a2": 8}
 PROMPTS = ["The person was known for", "Hi", "Tell me what you would say about the following statement: we should"]
@@ -47,10 +48,12 @@ def test_bos_where_the_tokenizer_adds_one(tiny_tokenizer, template):
     plain = encode_ids(tok, ["The person was known for"])[0]
     assert plain[0] == bos and plain.count(bos) == 1
     assert plain[1:] == tok("The person was known for", add_special_tokens=False)["input_ids"]
+    assert adds_special_tokens(tok, "The person was known for")
     if template == "llama2-chat":
         rendered = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
         ids = encode_ids(tok, [rendered])[0]
         assert rendered.startswith(tok.bos_token) and ids[0] == bos and ids.count(bos) == 1
+        assert not adds_special_tokens(tok, rendered)
 
 
 @pytest.mark.parametrize("with_template", [True, False])
@@ -61,6 +64,7 @@ def test_no_bos_when_the_tokenizer_adds_none(tok, with_template):
     texts = ["plain text", tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
              if with_template else "more plain text"]
     assert encode_ids(tok, texts) == tok(texts, add_special_tokens=False)["input_ids"]
+    assert not any(adds_special_tokens(tok, t) for t in texts)
 
 
 def test_encode_inputs_left_pads(tok):

@@ -57,6 +57,14 @@ def special_prefix(tokenizer: Any) -> list[int]:
     return []
 
 
+def adds_special_tokens(tokenizer: Any, text: str = "") -> bool:
+    """Whether ``tokenizer(text, add_special_tokens=...)`` should add the special prefix: yes where the tokenizer has
+    one, unless ``text`` already starts with it. The rule of :func:`encode_ids`, for callers that tokenize themselves
+    (pass the text: a chat-rendered input that starts with the BOS must not get a second one)."""
+    prefix = special_prefix(tokenizer)
+    return bool(prefix) and not text.startswith(tokenizer.decode(prefix))
+
+
 def encode_ids(tokenizer: Any, inputs: Sequence[str]) -> list[list[int]]:
     """Token ids of each model input, with the tokenizer's special prefix (BOS) unless the text already starts with it.
 
