@@ -86,7 +86,7 @@ class BenchmarkDataModule(LightningDataModule):
         self.samples_per_prompt, self.limit, self.max_new_tokens = samples_per_prompt, limit, max_new_tokens
         self.batch_size, self.seed = batch_size, seed
         self.templates = {"safety_prompt": safety_prompt, "suppression_template": suppression_template}
-        self.shard, self.overwrite = Shard.parse(shard), overwrite
+        self.shard_spec, self.overwrite = shard, overwrite  # parsed in setup: errors there are one line
         self.producer: Mapping[str, Any] | None = None  # set from the GenerationModule (or by a caller)
         self.conditions: list[Condition] = []
         self.items: list[WorkItem] = []
@@ -111,11 +111,12 @@ class BenchmarkDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.run is not None and self.run.locked:
             return  # set up for this predict already (a released run is planned again: other records may exist)
+        shard = Shard.parse(self.shard_spec)
         producer = self.producer = self.producer or _producer_of(self.trainer)
         plan = self.plan(producer)
-        mine = self.shard.select(plan.costs()) if self.shard else None
+        mine = shard.select(plan.costs()) if shard else None
         trainer = self.trainer
-        run = GenerationRun(self.output, shard=self.shard, rank=getattr(trainer, "global_rank", 0) if trainer else 0,
+        run = GenerationRun(self.output, shard=shard, rank=getattr(trainer, "global_rank", 0) if trainer else 0,
                             world_size=getattr(trainer, "world_size", 1) if trainer else 1, overwrite=self.overwrite)
         run.open(plan.config())
         try:
@@ -167,8 +168,6 @@ class GenerationModule(LightningModule):
             vllm: extra ``vllm.LLM`` options (gpu_memory_utilization, max_model_len, tensor_parallel_size, ...).
         """
         super().__init__()
-        if backend not in BACKENDS:
-            raise InputError(None, None, "backend", f"unknown backend {backend!r} (one of: {', '.join(BACKENDS)})")
         self.model_name, self.model_dtype, self.greedy = model, dtype, greedy
         self.backend, self.use_stop_strings, self.vllm_options = backend, use_stop_strings, vllm or {}
         self.lm: Any = None
@@ -178,6 +177,8 @@ class GenerationModule(LightningModule):
 
     def producer(self) -> dict[str, Any]:
         """What produces the texts: the base model's content identity, dtype, backend and greedy flag."""
+        if self.backend not in BACKENDS:  # checked here, not in __init__: jsonargparse turns those into pages
+            raise InputError(None, None, "backend", f"unknown backend {self.backend!r} (one of: {', '.join(BACKENDS)})")
         if self._producer is None:
             from benchmarks.provenance import model_identity
 

@@ -159,3 +159,11 @@ def test_config_changes_name_changed_and_reshaped_fields():
     old = {"a": {"b": 1, "c": [1, 2]}, "s": ["Power"], "gone": 1}
     new = {"a": {"b": 2, "c": [1, 2], "new": 3}, "s": {"*": ["Power"]}}
     assert config_changes(old, new) == ["a.b (1 -> 2)", "s (changed shape)"]
+
+
+@pytest.mark.parametrize("args,field", [(["--data.init_args.shard", "2/2"], "shard"),
+                                        (["--model.init_args.backend", "engine"], "backend")])
+def test_bad_shard_or_backend_is_one_line(tmp_path, tiny_model_dir, capsys, args, field):
+    assert main(["predict", "--config", str(_config(tmp_path, tiny_model_dir, 3)), *args]) == 2
+    assert f"field '{field}'" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
