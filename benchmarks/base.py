@@ -61,6 +61,8 @@ class BenchmarkSpec:
         default_source: the canonical source (a HF id) used when a config gives none.
         decoding: the protocol's decoding for this benchmark.
         stop: stop strings per condition kind (vanilla, icl, vim, benign); kinds not listed get none.
+        stop_after_scored: stop strings after which nothing more is scored (RTP scores prompt + the first
+            sentence, so ``(".",)``): generation may stop there for every condition without changing the scored text.
         metrics: ``(frame, keys, **options) -> rows`` of the long metrics table (see :mod:`judges.metrics`).
         shown: metrics analysis compares across groups, primary first.
         per_prompt: how a prompt's samples combine into one observation (RTP: the max over samples).
@@ -81,6 +83,7 @@ class BenchmarkSpec:
     default_source: str | None = None
     decoding: Decoding = Decoding()
     stop: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    stop_after_scored: tuple[str, ...] = ()
     per_prompt: Literal["mean", "max"] = "mean"
     category_field: str | None = None
     paper: Mapping[tuple[str, str], float] = field(default_factory=dict)
@@ -99,8 +102,9 @@ class BenchmarkSpec:
             raise InputError(None, None, f"{self.name}.source", "no source given and the benchmark has no default")
         return Benchmark(self, self.loader(source, **options))
 
-    def stop_for(self, kind: str) -> list[str]:
-        return list(self.stop.get(kind, ()))
+    def stop_for(self, kind: str, early: bool = True) -> list[str]:
+        """The protocol's stop strings for a condition kind, plus ``stop_after_scored`` when ``early``."""
+        return with_early_stop(self.stop.get(kind, ()), self.stop_after_scored if early else ())
 
     def category_of(self, category: object, fields: object) -> str:
         """The category analysis groups by: the item's own, else ``fields[category_field]``, else ``all``."""
@@ -151,6 +155,12 @@ class CategoryQuota:
             return None
         self.counts[category] = n + 1
         return n
+
+
+def with_early_stop(stop: Sequence[str], early: Sequence[str]) -> list[str]:
+    """``stop`` followed by the ``early`` strings it does not already hold (order kept, no duplicates)."""
+    out = list(stop)
+    return out + [s for s in early if s not in out]
 
 
 def require_text(value: Any, path: Path, row: int, name: str) -> str:

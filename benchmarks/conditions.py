@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from benchmarks.base import BenchmarkSpec
+from benchmarks.base import BenchmarkSpec, with_early_stop
+from benchmarks.provenance import adapter_sha256
 from valueharms.adapters import find_adapters, read_metadata
 from valueharms.errors import InputError
 from valueharms.prompts import PromptSpec
-from valueharms.values import ValueProfile, canonical_value, load_distributions
+from valueharms.values import ValueProfile, canonical_value, load_distributions, read_names
 
 MITIGATIONS = ("none", "safety", "value", "dual")
 
@@ -24,18 +25,24 @@ class Condition:
     adapter: str | None = None
     adapter_name: str | None = None
     profile: ValueProfile | None = None
+    adapter_sha256: str | None = None
 
-    def stop_for(self, spec: BenchmarkSpec, table: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[str]:
-        """The benchmark's stop strings for this condition's kind, or an override ``{kind: {benchmark | "*": [..]}}``."""
+    def stop_for(self, spec: BenchmarkSpec, table: Mapping[str, Mapping[str, list[str]]] | None = None,
+                 early: bool = True) -> list[str]:
+        """The benchmark's stop strings for this condition's kind, or an override ``{kind: {benchmark | "*": [..]}}``;
+        with ``early`` also the benchmark's ``stop_after_scored`` strings (the scored text stays the same)."""
         per = (table or {}).get(self.kind)
         if per is not None and (spec.name in per or "*" in per):
-            return list(per.get(spec.name, per.get("*", [])))
-        return spec.stop_for(self.kind)
+            return with_early_stop(per.get(spec.name, per.get("*", [])), spec.stop_after_scored if early else ())
+        return spec.stop_for(self.kind, early)
 
 
 def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adapters_root: str | None = None,
-                     icl_distributions: str | None = None, icl_names: Sequence[str] = ()) -> list[Condition]:
-    """Resolve the configured conditions; adapter folders must be complete value-harms adapters."""
+                     icl_distributions: str | None = None, icl_names: Sequence[str] = (),
+                     icl_names_file: str | None = None, adapter_kinds: Sequence[str] = ()) -> list[Condition]:
+    """Resolve the configured conditions; adapter folders must be complete value-harms adapters (each hashed, so
+    a retrained adapter is told apart from the one a stored generation came from); ``adapter_kinds`` keeps only
+    adapters of those kinds (``vim``, ``benign``)."""
     conds: list[Condition] = [Condition("vanilla", "vanilla")] if vanilla else []
     infos = [read_metadata(a) for a in adapters]
     if adapters_root:
@@ -44,12 +51,16 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
         infos += find_adapters(adapters_root)
     seen: set[str] = set()
     for info in infos:
-        if info.condition in seen:
+        if info.condition in seen or (adapter_kinds and info.kind not in adapter_kinds):
             continue
         seen.add(info.condition)
-        conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile))
+        conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,
+                               adapter_sha256(info.path)))
+    names = list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
+    if icl_names_file and not names:
+        raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
     if icl_distributions:
-        profiles = load_distributions(icl_distributions, list(icl_names) or None)
+        profiles = load_distributions(icl_distributions, names or None)
         conds += [Condition(f"icl:{name}", "icl", profile=p) for name, p in profiles.items()]
     if not conds:
         raise InputError(None, None, "conditions", "no model condition configured (vanilla, adapters or icl)")

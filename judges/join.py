@@ -121,6 +121,8 @@ def read_run(run: str | Path) -> ScoredRun:
     for folder, files in run_folders(run):
         gens += _generation_rows(folder, files)
         scores += _score_rows(folder)
+    if not gens:
+        raise InputError(run, None, None, "the run holds no generation records; run 'valueharms predict' first")
     generations = pd.DataFrame(gens).drop_duplicates(["run_name", "key"], keep="last").reset_index(drop=True)
     for column, default in DEFAULTS:
         if column not in generations:

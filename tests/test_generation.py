@@ -55,20 +55,15 @@ def test_truncate_at_stop():
 
 
 def test_batched_equals_unbatched_greedy(tiny_model_dir):
-    from valueharms.model_loading import load_tokenizer
-
-    mod = GenerationModule(model=str(tiny_model_dir), greedy=True, use_stop_strings=False)
-    mod.tokenizer = load_tokenizer(str(tiny_model_dir), padding_side="left")
-    from valueharms.model_loading import load_model
-
-    mod.set_adapters(load_model(str(tiny_model_dir)), {})
     from benchmarks.base import Decoding
-    from benchmarks.conditions import Condition
+    from valueharms.decode import generate_texts
+    from valueharms.model_loading import load_model, load_tokenizer
 
-    cond, dec = Condition("vanilla", "vanilla"), Decoding(max_new_tokens=8, greedy=True)
+    tok = load_tokenizer(str(tiny_model_dir), padding_side="left")
+    model, dec = load_model(str(tiny_model_dir)), Decoding(max_new_tokens=8, greedy=True)
     prompts = ["a short one", "a much longer prompt with many more words in it than the other"]
-    batched = mod._generate_hf(prompts, cond, dec, [], 0)
-    single = [mod._generate_hf([p], cond, dec, [], 0)[0] for p in prompts]
+    batched = generate_texts(model, tok, prompts, dec)
+    single = [generate_texts(model, tok, [p], dec)[0] for p in prompts]
     assert batched == single and all(batched)
 
 
@@ -99,9 +94,11 @@ def test_resume_mixed_adapters_and_mitigations(tiny_model_dir, tmp_path):
     assert {r["condition"] for r in recs} == {"vanilla", "vim:Pow", "vim:Uni", "icl:Pow"}
     for r in recs:
         if r["condition_kind"] == "vim":
-            assert r["adapter"].endswith(r["condition"].split(":")[1]) and r["stop"] == []
+            assert r["adapter"].endswith(r["condition"].split(":")[1]) and len(r["adapter_sha256"]) == 64
+            assert r["stop"] == (["."] if r["benchmark"] == "rtp" else [])  # RTP stops after its scored sentence
         else:
-            assert r["adapter"] is None
+            assert r["adapter"] is None and r["adapter_sha256"] is None
+        assert len(r["fingerprint"]) == 16
         sup = suppression_text(["Power"])
         assert r["model_input"].count(sup) == (1 if r["mitigation"] in ("value", "dual") else 0)
         assert r["model_input"].count(DEFAULT_SAFETY_PROMPT) == (1 if r["mitigation"] == "dual" else 0)
@@ -110,3 +107,22 @@ def test_resume_mixed_adapters_and_mitigations(tiny_model_dir, tmp_path):
     # adapters change the output of the same input
     by = {(r["benchmark"], r["prompt_id"], r["mitigation"], r["condition"]): r["output"] for r in recs}
     assert any(by[k] != by[(k[0], k[1], k[2], "vim:Uni")] for k in by if k[3] == "vim:Pow")
+
+
+def test_condition_selection_names_file_and_adapter_kinds(tiny_model_dir, tmp_path):
+    from benchmarks.conditions import build_conditions
+    from valueharms.errors import InputError
+
+    names = tmp_path / "names.txt"
+    names.write_text("# the profiles to prompt\nUni\nPow\n")
+    dist = str(REPO / "samples/values/distributions.tsv")
+    conds = build_conditions(vanilla=False, icl_distributions=dist, icl_names=["Pow"], icl_names_file=str(names))
+    assert sorted(c.name for c in conds) == ["icl:Pow", "icl:Uni"]
+    names.write_text("# nothing\n")
+    with pytest.raises(InputError, match="lists no distribution"):
+        build_conditions(icl_distributions=dist, icl_names_file=str(names))
+    make_adapters(tiny_model_dir, tmp_path / "adapters")
+    root = str(tmp_path / "adapters")
+    assert [c.kind for c in build_conditions(vanilla=False, adapters_root=root, adapter_kinds=["vim"])] == ["vim"] * 2
+    assert build_conditions(adapters_root=root, adapter_kinds=["benign"])[0].name == "vanilla"
+    assert len(build_conditions(adapters_root=root, adapter_kinds=["benign"])) == 1

@@ -52,15 +52,19 @@ def test_template_file_is_used_verbatim_and_checked(tmp_path):
 def test_datamodule_passes_the_choice_and_needs_data_only_for_icl(tmp_path):
     bench = {"rtp": {"source": str(REPO / "samples/benchmarks/rtp.jsonl"), "limit": 1}}
     dists = str(REPO / "samples/values/distributions.tsv")
+    producer = {"model": "tiny", "backend": "hf", "greedy": True}  # what a GenerationModule would report
     plain = BenchmarkDataModule(bench, str(tmp_path / "a.jsonl"), icl_template="study", samples_per_prompt=1)
+    plain.producer = producer
     plain.setup()  # no ICL condition: the study templates are not needed
     ours = BenchmarkDataModule(bench, str(tmp_path / "b.jsonl"), vanilla=False, icl_distributions=dists,
                                icl_names=["Pow"], icl_template="ours", samples_per_prompt=1)
+    ours.producer = producer
     ours.setup()
     [item] = ours.items
-    assert item["spec"].icl_template == load_icl_template("completion", "ours")
+    assert item.spec.icl_template == load_icl_template("completion", "ours")
     missing = BenchmarkDataModule(bench, str(tmp_path / "c.jsonl"), vanilla=False, icl_distributions=dists,
                                   icl_names=["Pow"], icl_template=str(tmp_path / "nowhere"), samples_per_prompt=1)
+    missing.producer = producer
     with pytest.raises(InputError):
         missing.setup()
 

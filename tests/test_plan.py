@@ -105,7 +105,7 @@ def test_plan_counts_and_names_what_is_missing(study, capsys):
     assert (inputs / "rtp.vanilla.none.txt").read_text(encoding="utf-8") == first_prompt
     assert "disregard" in (inputs / "rtp.vim.value.txt").read_text(encoding="utf-8")
     index = json.loads((inputs / "index.json").read_text())
-    assert index["rtp.icl.none.txt"]["stop"] == ["\n"]
+    assert index["rtp.icl.none.txt"]["stop"] == ["\n", "."]  # ICL stops at a newline; RTP also after its scored sentence
 
 
 def test_plan_passes_when_everything_is_there(study, capsys):

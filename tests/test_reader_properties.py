@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.registry import load_benchmark
-from benchmarks.writer import done_keys
+from benchmarks.runfile import GenerationRun
+from judges.join import load_run
 from valueharms.errors import InputError
 from valueharms.io import read_jsonl, read_jsonl_rows
 from valueharms.values import VALUES, load_distributions, read_names
@@ -126,4 +127,5 @@ def test_generation_file_readers(data):
     with written(data, "run/generations/main/generations.jsonl") as path:
         only_input_errors(lambda: list(read_jsonl(path)))
         only_input_errors(lambda: list(read_jsonl_rows(path)))
-        only_input_errors(lambda: done_keys(path))
+        only_input_errors(lambda: GenerationRun(path).done())
+        only_input_errors(lambda: load_run(path.parent, "auto"))
