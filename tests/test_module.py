@@ -38,7 +38,7 @@ def fitted(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
     data = write_vim_data(root / "data", n=8)
     module = Probe(model=str(tiny_model_dir), adapter_dir=str(root / "adapters" / "{name}"), lr=1e-2,
-                   target_modules=["q_proj", "v_proj", "o_proj", "lm_head"], lora_dropout=0.0)
+                   target_modules=["q_proj", "v_proj", "o_proj", "lm_head"], lora_dropout=0.0, agreement_eval_examples=4)
     dm = VIMDataModule(distribution="Pow", model=str(tiny_model_dir), data_dir=str(data), distributions_file=None,
                        arguments=None, batch_size=4, max_length=256, epochs_per_stage=EPOCHS)
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,

@@ -29,6 +29,24 @@ from valueharms.adapters import write_metadata
 from valueharms.io import atomic_write_bytes
 
 
+def save_peft_adapter(net: Any, out: Path, state: dict[str, torch.Tensor], adapter: str = "default") -> None:
+    """Write peft's adapter files (``adapter_config.json`` + ``adapter_model.safetensors``) from gathered LoRA weights.
+
+    Not ``PeftModel.save_pretrained``: under FSDP its adapter filter matches module names that the FSDP and
+    activation-checkpoint wrappers have changed, and it writes an empty weights file. The keys here are peft's
+    (``base_model.model...lora_A.weight``: no ``net.`` prefix, no adapter name), so ``PeftModel.from_pretrained``
+    loads the folder as usual.
+    """
+    from safetensors.torch import save_file
+
+    net.peft_config[adapter].save_pretrained(str(out))
+    tensors = {}
+    for key, value in state.items():
+        key = key[len("net."):] if key.startswith("net.") else key
+        tensors[key.replace(f".{adapter}.", ".").removesuffix(f".{adapter}")] = value.detach().cpu().contiguous()
+    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
 class ResumeCheckpoint(ModelCheckpoint):
     """``last.ckpt`` every ``every_n_train_steps`` optimizer steps and at every epoch end (after validation).
 
@@ -132,7 +150,8 @@ class StageCallback(Callback):
         metric = trainer.callback_metrics.get("val/loss")
         loss = float(metric) if metric is not None else math.inf
         phase = self.active_phase
-        if phase in self.best and not loss < self.best[phase] and math.isfinite(loss):
+        improved = phase not in self.best or loss < self.best[phase] or not math.isfinite(loss)
+        if not trainer.strategy.broadcast(improved):  # rank 0 decides: the save below is collective under FSDP
             return
         state = self._lora_state(trainer)
         if trainer.is_global_zero:
@@ -163,8 +182,7 @@ class StageCallback(Callback):
         dm = self._dm(trainer)
         out = pl_module.adapter_dir()
         out.mkdir(parents=True, exist_ok=True)
-        peft_state = {k[len("net."):] if k.startswith("net.") else k: v for k, v in state.items()}
-        pl_module.net.save_pretrained(str(out), state_dict=peft_state)
+        save_peft_adapter(pl_module.net, out, state)
         meta = dm.metadata()
         finite = [v for v in self.best.values() if math.isfinite(v)]
         final = self.best.get(self.active_phase) if self.active_phase is not None else None

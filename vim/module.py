@@ -153,7 +153,10 @@ class VIMModule(LightningModule):
     def _log_losses(self, prefix: str, batch: dict[str, Any], out: Any) -> None:
         n = int(batch["input_ids"].shape[0])
         on_step = prefix == "train"
-        self.log(f"{prefix}/loss", out.loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n)
+        # sync_dist: under FSDP/DDP every rank must see the same val/loss (the best epoch). Not for the per-stage
+        # losses: in mixed mode a rank's batch may lack a stage, and unmatched syncs would hang
+        self.log(f"{prefix}/loss", out.loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n,
+                 sync_dist=True)
         stages = batch.get("stage")
         if stages is None:
             return
@@ -205,8 +208,8 @@ class VIMModule(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._agreement_pending:
-            self.log("val/agreement_accuracy", self.agreement_accuracy.compute())
-            self.log("val/agreement_mae", self.agreement_mae.compute())
+            self.log("val/agreement_accuracy", self.agreement_accuracy.compute(), sync_dist=True)  # same on all ranks
+            self.log("val/agreement_mae", self.agreement_mae.compute(), sync_dist=True)
             self.agreement_accuracy.reset()
             self.agreement_mae.reset()
             self._agreement_pending = False

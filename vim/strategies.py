@@ -90,6 +90,16 @@ class LayerFSDPStrategy(FSDPStrategy):
                          sharding_strategy=sharding_strategy, state_dict_type=state_dict_type, **kwargs)
         self.layer_names = list(layers)
 
+    def _setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """On CPU (gloo; the tests) FSDP needs ``device_id='cpu'``, which Lightning never passes: wrap here."""
+        if self.root_device.type == "cpu":
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            model = FSDP(module=model, cpu_offload=self.cpu_offload, mixed_precision=self.mixed_precision_config,
+                         sharding_strategy=self.sharding_strategy, device_id=torch.device("cpu"), **self.kwargs)
+            self.kwargs.pop("auto_wrap_policy", None)  # applied; Lightning would warn that it is ignored
+        return super()._setup_model(model)
+
     def _lora_units(self) -> Iterator[tuple[str, Any]]:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
