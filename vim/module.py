@@ -200,7 +200,7 @@ class VIMModule(LightningModule):
         mine, real = shard(items, self.global_rank, self.trainer.world_size)
         tok = self.trainer.datamodule.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        preds = predict_scores(self._forward, mine, pad, self.device)[:real].to(self.device)
+        preds = predict_scores(self.net, mine, pad, self.device)[:real].to(self.device)
         target = torch.tensor([it["target"] for it in mine[:real]], dtype=torch.long, device=self.device)
         self.agreement_accuracy.update(preds - 1, target - 1)
         self.agreement_mae.update(preds.float(), target.float())

@@ -18,13 +18,17 @@ from typing import Any
 
 from valueharms.errors import InputError
 
-#: settings that cannot change the trained weights (output places, speed/memory knobs, metrics)
+#: recorded but not compared: output places, speed/memory knobs, metrics, and the global seed (LightningCLI draws a
+#: new one per run when a config sets none; a resume takes the weights from the checkpoint and the batch order from
+#: ``data.seed``, so refusing on it would only block honest resumes)
 IGNORED = {
     "model": {"adapter_dir", "reuse_base", "checkpoint_every_n_steps", "gradient_checkpointing",
               "agreement_eval_examples"},
     "data": {"num_workers", "data_dir"},
-    "trainer": set(),
+    "trainer": {"seed"},
 }
+#: not even recorded: where the adapter is written and how fast it is trained
+NOT_RECORDED = {"model": {"adapter_dir", "reuse_base"}, "data": {"num_workers"}, "trainer": set()}
 #: what ``--overwrite`` removes from an adapter folder (never anything else the user put there)
 ADAPTER_ENTRIES = ("checkpoints", "logs", "valueharms.json", "adapter_config.json", "adapter_model.safetensors",
                    "adapter_model.bin", "README.md")
@@ -38,7 +42,7 @@ def training_config(module: Any, datamodule: Any, trainer: Any) -> dict[str, Any
     """The settings that decide the weights: model and data hyperparameters, trainer numerics and the seed."""
     def section(obj: Any, name: str) -> dict[str, Any]:
         params = dict(getattr(obj, "hparams", {}) or {})
-        return {k: v for k, v in params.items() if not k.startswith("_") and k not in IGNORED[name]}
+        return {k: v for k, v in params.items() if not k.startswith("_") and k not in NOT_RECORDED[name]}
 
     train = {
         "precision": str(getattr(trainer, "precision", None)),
