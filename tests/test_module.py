@@ -149,7 +149,7 @@ def test_adapter_travels_with_a_filled_card(fitted):
     meta = json.loads((folder / "valueharms.json").read_text())
     assert "library_name: peft" in card and "arXiv:2506.06404" in card
     assert meta["data_hash"] in card and "lora_r: 8" in card and "best validation loss" in card
-    assert "agreement_accuracy" in card
+    assert "agreement_accuracy" in card and "complete: True" in card
 
 
 def test_portable_base_name():

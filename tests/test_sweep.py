@@ -130,10 +130,14 @@ def test_one_worker_per_gpu(setup, monkeypatch, capsys):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     monkeypatch.setattr(sw.subprocess, "Popen", FakeProc)
     monkeypatch.setattr(sw, "run_workers", functools.partial(sw.run_workers, popen=FakeProc, poll_s=0.0))
-    sweep(str(dist), str(cfg), names=["Pow", *names], out=str(out))
+    sweep(str(dist), str(cfg), names=["Pow", *names], out=str(out), overrides=["--trainer.accelerator=gpu"])
     assert [(gpu, share) for gpu, share, _ in launched] == [("3", ["Ach", "Uni"]), ("5", ["Ben"])]
     argv = launched[0][2]
     assert argv[argv.index("--gpus") + 1] == "1" and argv[argv.index("--config") + 1] == str(cfg)
+    assert json.loads(argv[argv.index("--overrides") + 1]) == ["--trainer.accelerator=gpu"]
+    capsys.readouterr()
+    sweep(str(dist), str(cfg), names=names, out=str(out), dry_run=True)  # a CPU config is not split over GPUs
+    assert "CUDA_VISIBLE_DEVICES" not in capsys.readouterr().out and len(launched) == 2
     assert (out / "logs").is_dir()
     with pytest.raises(InputError, match="gpus"):
         sweep(str(dist), str(cfg), names=names, out=str(out), gpus="4")

@@ -114,15 +114,16 @@ model = PeftModel.from_pretrained(base_model, "<this repo id>")
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 
 
-def write_model_card(adapter_dir: str | Path) -> Path:
-    """Write ``README.md`` (replacing peft's empty template) from the folder's ``valueharms.json``."""
+def write_model_card(adapter_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``README.md`` (replacing peft's empty template) from ``meta`` or the folder's ``valueharms.json``."""
     from valueharms.io import atomic_write_text
 
     adapter_dir = Path(adapter_dir)
-    meta_path = adapter_dir / "valueharms.json"
-    if not meta_path.is_file():
-        raise InputError(meta_path, None, None, "not a value-harms adapter folder (metadata file missing)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta is None:
+        meta_path = adapter_dir / "valueharms.json"
+        if not meta_path.is_file():
+            raise InputError(meta_path, None, None, "not a value-harms adapter folder (metadata file missing)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     return atomic_write_text(adapter_dir / "README.md", model_card_text(meta))
 
 

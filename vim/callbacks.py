@@ -16,6 +16,7 @@ Under :class:`vim.strategies.LayerFSDPStrategy` the best-epoch reload goes throu
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,8 @@ class StageCallback(Callback):
             best_val_metrics_per_stage={str(k + 1): v for k, v in sorted(self.best_metrics.items())},
             truncated_examples=dict(getattr(dm, "truncated_counts", {})),
         )
-        write_metadata(out, **fields, complete=False)  # the card reads it; complete only once all files exist
-        write_model_card(out)
+        meta_path = write_metadata(out, **fields, complete=False)  # complete only once every file exists
+        card = json.loads(meta_path.read_text(encoding="utf-8"))
+        write_model_card(out, {**card, "complete": complete})
         write_metadata(out, **fields, complete=complete)
         rank_zero_info(f"adapter written to {out}")

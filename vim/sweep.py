@@ -6,7 +6,8 @@ so a SLURM task, a local sweep and a single fit produce identical folders. Adapt
 
 A 7B LoRA fit fits on one GPU, so several GPUs are used by running one adapter per GPU (``--gpus``): N worker
 processes, each seeing one GPU through ``CUDA_VISIBLE_DEVICES`` and training a disjoint share of the distributions.
-A model too big for one GPU uses FSDP inside one fit instead (a config whose ``trainer.devices`` is not 1).
+A model too big for one GPU uses FSDP inside one fit instead (a config whose ``trainer.devices`` is not 1); CPU
+configs are not split either.
 """
 
 from __future__ import annotations
@@ -103,14 +104,15 @@ def partition(names: Sequence[str], workers: int) -> list[list[str]]:
     return [list(names[i::workers]) for i in range(workers) if names[i::workers]]
 
 
-def _single_device(config: str, overrides: Sequence[str]) -> bool:
-    """True when each fit uses one device (so one worker per GPU is right); FSDP/multi-device fits are not split."""
-    loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-    devices = (loaded.get("trainer") or {}).get("devices", 1)
+def _one_gpu_per_fit(config: str, overrides: Sequence[str]) -> bool:
+    """True when each fit uses one GPU (so one worker per GPU is right); CPU or FSDP/multi-device fits are not split."""
+    trainer = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("trainer") or {}
+    settings = {"devices": trainer.get("devices", 1), "accelerator": trainer.get("accelerator", "auto")}
     for arg in overrides:
-        if arg.startswith("--trainer.devices="):
-            devices = arg.split("=", 1)[1]
-    return str(devices) == "1"
+        for key in settings:
+            if arg.startswith(f"--trainer.{key}="):
+                settings[key] = arg.split("=", 1)[1]
+    return str(settings["devices"]) == "1" and str(settings["accelerator"]) in ("gpu", "cuda", "auto")
 
 
 def _worker_argv(distributions: str, config: str, names: list[str], out: str, overrides: list[str]) -> list[str]:
@@ -225,7 +227,7 @@ def sweep(
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
     print(f"sweep: {len(todo)} to train, {len(wanted) - len(todo)} complete (skipped)")
     devices = visible_gpus(gpus) if todo else []
-    split = len(devices) > 1 and len(todo) > 1 and _single_device(config, extra)
+    split = len(devices) > 1 and len(todo) > 1 and _one_gpu_per_fit(config, extra)
     if dry_run:
         shares = partition(todo, len(devices)) if split else [todo]
         for i, share in enumerate(shares):
