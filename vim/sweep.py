@@ -221,7 +221,7 @@ def sweep(
         atomic_write_text(slurm, slurm_script(config, distributions, wanted, out, extra, log_dir=str(log_dir),
                                               group_size=group_size))
         groups = -(-len(wanted) // group_size)
-        print(f"wrote SLURM array script ({groups} tasks for {len(wanted)} distributions, logs in {log_dir}): "
+        print(f"wrote SLURM array script ({groups} array task(s) for {len(wanted)} distributions, logs in {log_dir}): "
               f"sbatch {slurm}")
         return [str(Path(out) / n) for n in wanted]
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
