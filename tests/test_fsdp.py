@@ -72,6 +72,7 @@ trainer:
   enable_progress_bar: false
   enable_model_summary: false
   num_sanity_val_steps: 0
+  default_root_dir: {tmp_path}
   callbacks:
     - class_path: test_fsdp.Probe
       init_args: {{out: {tmp_path}}}
@@ -95,7 +96,7 @@ def test_fsdp_reloads_best_epoch_on_every_rank(tiny_model_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     env.pop("LOCAL_RANK", None)
     done = subprocess.run([str(Path(sys.executable).parent / "valueharms"), "fit", "--config", str(cfg)], env=env,
-                          capture_output=True, text=True, timeout=540)
+                          capture_output=True, text=True, timeout=540, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     adapter = tmp_path / "adapters" / "Pow"
     best1 = torch.load(adapter / "checkpoints" / "best_phase0.pt", weights_only=True)
