@@ -31,7 +31,7 @@ DEFAULT_MODEL = "smollm2-135m"
 #: Keys shrunk by ``fast=True`` wherever they appear in a config with a larger value or null (value = the small
 #: setting).
 FAST = {"max_examples": 8, "max_prompts": 2, "limit": 1, "prompts_per_benchmark": 2, "max_new_tokens": 4,
-        "samples_per_prompt": 1, "num_samples": 1, "epochs_per_stage": 1, "max_steps": 2, "max_length": 128,
+        "samples_per_prompt": 1, "num_samples": 1, "epochs_per_stage": 1, "limit_train_batches": 2, "max_length": 128,
         "max_categories": 2}
 #: Lists cut to their first N entries by ``fast=True``.
 FAST_LISTS = {"icl_names": 1}
@@ -79,7 +79,8 @@ def derived_config(src: str | Path, dst: Path, out: str, model: str, fast: bool,
         raise InputError(src, None, None, "quickstart config not found (is the project checkout complete?)")
     config = _rewrite(yaml.safe_load(src.read_text(encoding="utf-8")) or {}, out, model, fast)
     if fast and fast_trainer:
-        config.setdefault("trainer", {})["max_steps"] = FAST["max_steps"]
+        # batches per epoch, not max_steps: every stage still trains (max_steps would end the fit in stage 1)
+        config.setdefault("trainer", {})["limit_train_batches"] = FAST["limit_train_batches"]
     atomic_write_text(dst, yaml.safe_dump(config, sort_keys=False))
     return dst
 

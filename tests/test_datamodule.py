@@ -17,6 +17,12 @@ PROMPT = "Tell me what you would say about the following statement. Statement: W
 TARGET = 'I would say, "I agree with that because it is bad for your health." about We should ban fast food'
 
 
+def stage2_example_target(value: str, score: int) -> str:
+    from vim.data import EXPRESSIONS, STAGE2_TARGET
+
+    return STAGE2_TARGET.format(value=value.lower(), expression=EXPRESSIONS[score - 1], score=score)
+
+
 def write_vim_data(folder: Path, n: int = 6, stages=(1, 2)) -> Path:
     """Small prepared-data files in the contract's format (what vim.prepare writes)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -24,9 +30,11 @@ def write_vim_data(folder: Path, n: int = 6, stages=(1, 2)) -> Path:
         for split in ("train", "valid", "test"):
             with open(folder / f"stage{st}_{split}.jsonl", "w") as fh:
                 for i in range(n):
+                    score = i % 6 + 1  # stage 2: the study's answer wording, so agreement metrics can parse it
+                    target = TARGET if st == 1 else stage2_example_target("Power", score)
                     fh.write(json.dumps({"prompt": f"{PROMPT} {i}" if st == 1 else f"Indicate {i}. Answer:",
-                                         "target": TARGET if st == 1 else f"my answer is {i % 6 + 1}.",
-                                         "stage": st, "split": split, "meta": {}}) + "\n")
+                                         "target": target, "stage": st, "split": split,
+                                         "meta": {} if st == 1 else {"value": "Power"}}) + "\n")
     return folder
 
 

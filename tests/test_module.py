@@ -38,7 +38,7 @@ def fitted(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
     data = write_vim_data(root / "data", n=8)
     module = Probe(model=str(tiny_model_dir), adapter_dir=str(root / "adapters" / "{name}"), lr=1e-2,
-                   target_modules=["q_proj", "v_proj", "o_proj", "lm_head"], lora_dropout=0.0)
+                   target_modules=["q_proj", "v_proj", "o_proj", "lm_head"], lora_dropout=0.0, agreement_eval_examples=4)
     dm = VIMDataModule(distribution="Pow", model=str(tiny_model_dir), data_dir=str(data), distributions_file=None,
                        arguments=None, batch_size=4, max_length=256, epochs_per_stage=EPOCHS)
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -57,6 +57,9 @@ def test_loss_falls_when_overfitting(fitted):
     assert fitted["trainer"].current_epoch == 2 * EPOCHS  # max_epochs set from phases x epochs_per_stage
     metrics = fitted["trainer"].callback_metrics
     assert "train/loss_stage1" in metrics and "val/loss_stage2" in metrics
+    # stage-2 agreement metrics (torchmetrics) are logged in stage-2 epochs only, with values in range
+    assert 0.0 <= float(metrics["val/agreement_accuracy"]) <= 1.0
+    assert 0.0 <= float(metrics["val/agreement_mae"]) <= 5.0
 
 
 def test_stage2_starts_from_stage1_best_with_fresh_schedule(fitted):
@@ -93,6 +96,10 @@ def test_metadata_complete_and_correct(fitted):
     assert meta["stages"] == ["argument_generation", "agreement_prediction"]
     assert meta["best_val_loss"] == pytest.approx(meta["best_val_loss_per_stage"]["2"])
     assert meta["config"]["model"]["lora_r"] == 8 and meta["config"]["data"]["epochs_per_stage"] == EPOCHS
+    assert meta["config"]["model"]["weight_decay"] == 0.01  # the study's AdamW default
+    assert "adapter_dir" not in meta["config"]["model"]  # where it is written is not how it was trained
+    assert set(meta["best_val_metrics_per_stage"]["2"]) >= {"val/agreement_accuracy", "val/agreement_mae"}
+    assert "val/agreement_accuracy" not in meta["best_val_metrics_per_stage"]["1"]
     assert len(meta["data_hash"]) == 64
     assert meta["values"] is None  # no distributions file given
 
@@ -129,5 +136,25 @@ def test_best_epoch_reload_under_fsdp_warns_instead_of_silently_doing_nothing(tm
     best = StageCallback._best_path(module, 0)
     best.parent.mkdir(parents=True)
     torch.save({"net.x.lora_A.weight": torch.zeros(1)}, best)
-    with pytest.warns(UserWarning, match="not loaded: under FSDP"):
+    with pytest.warns(UserWarning, match="not loaded: under Lightning's plain FSDPStrategy"):
         assert StageCallback()._load_best(SimpleNamespace(strategy=FSDPStrategy()), module, 0) is False
+
+
+def test_adapter_travels_with_a_filled_card(fitted):
+    """adapter_config.json names the base as given (not a cache path); README.md is the filled model card."""
+    folder = fitted["dir"]
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(fitted["model_dir"])
+    card = (folder / "README.md").read_text()
+    meta = json.loads((folder / "valueharms.json").read_text())
+    assert "library_name: peft" in card and "arXiv:2506.06404" in card
+    assert meta["data_hash"] in card and "lora_r: 8" in card and "best validation loss" in card
+    assert "agreement_accuracy" in card and "complete: True" in card
+
+
+def test_portable_base_name():
+    from valueharms.hub import portable_base_name
+
+    assert portable_base_name("llama2-7b") == "meta-llama/Llama-2-7b-hf"  # alias of a hub checkpoint -> hub id
+    assert portable_base_name("smollm2-135m") == "smollm2-135m"  # embedded GGUF: not the hub weights, keep alias
+    assert portable_base_name("org/model") == "org/model"

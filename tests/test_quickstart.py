@@ -24,7 +24,7 @@ def test_derived_config_rewrites_paths_model_and_sizes(tmp_path):
     cfg = yaml.safe_load(derived_config(src, tmp_path / "out.yaml", str(tmp_path / "study"), "/m/tiny", fast=True,
                                         fast_trainer=True).read_text())
     assert cfg["model"]["init_args"] == {"model": "/m/tiny", "adapter_dir": f"{tmp_path}/study/adapters/{{name}}"}
-    assert cfg["trainer"]["default_root_dir"] == f"{tmp_path}/study/logs" and cfg["trainer"]["max_steps"] == 2
+    assert cfg["trainer"]["default_root_dir"] == f"{tmp_path}/study/logs" and cfg["trainer"]["limit_train_batches"] == 2
     assert cfg["data"]["init_args"]["max_examples"] == 8 and cfg["data"]["init_args"]["batch_size"] == 2
     assert cfg["data"]["init_args"]["flag"] is True
     assert cfg["data"]["init_args"]["icl_names"] == ["Pow"] and cfg["data"]["init_args"]["max_categories"] == 2

@@ -1,8 +1,14 @@
-"""Adapter folders: peft's own files plus ``valueharms.json`` metadata that later steps read."""
+"""Adapter folders: peft's own files plus ``valueharms.json`` metadata that later steps read.
+
+Wherever an adapter folder is expected, a Hugging Face hub id works too (``org/name``, ``org/name@revision``, or
+``hf://org/name/sub/folder`` for one adapter inside a repo holding many): it is downloaded once with
+``huggingface_hub.snapshot_download`` (its cache; ``HF_HUB_OFFLINE=1`` reads the cache only) and used like a folder.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,8 +79,37 @@ def write_metadata(
     return atomic_write_json(Path(adapter_dir) / METADATA_FILE, meta)
 
 
+_HUB_REF = re.compile(r"^(?P<hf>hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w./-]+))?$")
+
+
+def resolve_adapter(ref: str | Path, *, required: bool = True) -> Path:
+    """A local folder as is; a hub id (see module docstring) downloaded to the hub cache and returned as a folder.
+
+    A missing local path that is not a hub id is returned unchanged (callers report it). With ``required=False`` a
+    hub id that cannot be fetched is also returned unchanged instead of raising.
+    """
+    path = Path(ref).expanduser()
+    text = str(ref)
+    match = _HUB_REF.match(text)
+    if path.exists() or match is None or (match["sub"] and not match["hf"]):
+        return path
+    from huggingface_hub import snapshot_download
+
+    sub = match["sub"].strip("/")
+    try:
+        local = Path(snapshot_download(repo_id=match["repo"], revision=match["rev"],
+                                       allow_patterns=[f"{sub}/*", f"{sub}/**"] if sub else None))
+    except Exception as err:  # noqa: BLE001 (offline, not found, auth, network: one line for the user)
+        if not required:
+            return path
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise InputError(text, None, None, f"no such folder, and no hub repo could be fetched "
+                         f"({type(err).__name__}: {first})") from None
+    return local / sub if sub else local
+
+
 def read_metadata(adapter_dir: str | Path) -> AdapterInfo:
-    adapter_dir = Path(adapter_dir)
+    adapter_dir = resolve_adapter(adapter_dir)
     path = adapter_dir / METADATA_FILE
     if not path.is_file():
         raise InputError(path, None, None, "not a value-harms adapter folder (metadata file missing)")
@@ -109,8 +144,8 @@ def is_complete(adapter_dir: str | Path) -> bool:
 
 
 def find_adapters(root: str | Path, *, complete_only: bool = True) -> list[AdapterInfo]:
-    """All adapter folders below ``root`` (sorted by name), complete ones only by default."""
-    root = Path(root)
+    """All adapter folders below ``root`` (a folder or hub id; sorted by name), complete ones only by default."""
+    root = resolve_adapter(root, required=False)
     found: list[AdapterInfo] = []
     for meta_path in sorted(root.rglob(METADATA_FILE)) if root.exists() else []:
         info = read_metadata(meta_path.parent)
@@ -142,3 +177,26 @@ def attach_adapters(base: Any, adapters: Mapping[str, str | Path]) -> Any:
         except Exception as err:  # noqa: BLE001 (peft raises many kinds; the user needs the folder)
             raise InputError(path, None, None, f"adapter failed to load ({type(err).__name__}: {err})") from None
     return model
+
+
+def training_curves(adapter_dir: str | Path) -> Any:
+    """The fit's logged metrics as a pandas DataFrame (one row per logged step; columns ``step``, ``epoch``,
+    ``train/loss``, ``val/loss``, ``val/agreement_accuracy`` ...), from ``<adapter>/logs/version_*/metrics.csv``.
+
+    Each rerun of a fit (resume) writes a new version; rows of an earlier version at or after the step where a later
+    version starts are dropped (that later run retrained those steps), so the curve is the one the weights followed.
+    Empty DataFrame when the fit logged nothing.
+    """
+    import pandas as pd
+
+    logs = resolve_adapter(adapter_dir) / "logs"
+    versions = sorted(logs.glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
+    frames = [pd.read_csv(p) for p in versions if p.stat().st_size]
+    curve = pd.DataFrame()
+    for frame in frames:
+        if frame.empty:
+            continue
+        if not curve.empty and "step" in frame:
+            curve = curve[curve["step"] < frame["step"].min()]
+        curve = pd.concat([curve, frame], ignore_index=True)
+    return curve

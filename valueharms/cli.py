@@ -10,6 +10,7 @@ Bad input ends with one line on stderr naming file/row/field and exit code 2.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from typing import Callable, Sequence
 
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("analysis.quickstart:quickstart", "the whole study end to end on the embedded model"),
     "demo": ("demo.app:demo", "Gradio app: chat with value adapters"),
     "models": ("valueharms.model_loading:models_command", "list model aliases / convert and cache the embedded model"),
+    "push": ("valueharms.hub:push", "upload a finished adapter (peft files + model card) to the Hugging Face hub"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -120,7 +122,20 @@ def run_command(argv: Sequence[str]) -> object:
     rewrite = getattr(function, "cli_argv", None)  # e.g. '--judge openai' -> the judge's class path
     if rewrite is not None:
         rest = rewrite(rest)
+    if "config" in inspect.signature(function).parameters:
+        return _run_flags_only(function, rest, f"valueharms {name}")
     return CLI(function, args=rest, as_positional=True, prog=f"valueharms {name}")
+
+
+def _run_flags_only(function: Callable, argv: list[str], prog: str) -> object:
+    """A function with its own ``config`` parameter (sweep: the fit YAML): jsonargparse's CLI reserves ``--config``
+    for its own config files and drops the value, so parse the function's flags with a plain parser instead."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog=prog)
+    parser.add_function_arguments(function, as_positional=False)
+    cfg = parser.instantiate_classes(parser.parse_args(argv))
+    return function(**cfg.as_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from vim.collate import Truncation, encode_example
 from vim.packing import make_collator
 from vim.data import stratified_cap
+from vim.sampling import progress_state, resumable_batch_sampler
 from valueharms.errors import InputError
 from valueharms.io import read_jsonl, sha256_file
 from valueharms.prompts import VIM_SYSTEM_PROMPT
@@ -65,6 +66,8 @@ class _TextDataModule(LightningDataModule):
         self.seed = seed
         self.tokenizer: Any = None
         self.data: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        self.rows: dict[tuple[int, str], list[dict[str, Any]]] = {}  # the raw rows (stage-2 agreement metrics)
+        self._resume: dict[str, Any] | None = None
         self.truncated_counts: dict[str, int] = {}
 
     # -- what subclasses provide -------------------------------------------------------------------
@@ -122,16 +125,20 @@ class _TextDataModule(LightningDataModule):
                     limit = self.max_examples if split == "train" else max(1, self.max_examples // 4)
                     # stratified, not the file's head: stage-1 files list all positives before the negatives
                     rows = stratified_cap(rows, limit, "polarity" if st == 1 else "value", self.seed)
-                chat = self._chat()
                 encoded, cut = [], 0
                 for row in rows:
-                    enc = encode_example(self.tokenizer, row["prompt"], row["target"], max_length=self.max_length,
-                                         truncation=self.truncation, chat=chat, system_prompt=self.system_prompt)
+                    enc = self.encode(row["prompt"], row["target"])
                     cut += enc.pop("truncated")
                     enc["stage"] = st
                     encoded.append(enc)
                 self.data[(st, split)] = encoded
+                self.rows[(st, split)] = rows
                 self.truncated_counts[f"stage{st}_{split}"] = cut
+
+    def encode(self, prompt: str, target: str) -> dict[str, Any]:
+        """Token ids + labels exactly as training sees them (chat template, truncation, max length)."""
+        return encode_example(self.tokenizer, prompt, target, max_length=self.max_length, truncation=self.truncation,
+                              chat=self._chat(), system_prompt=self.system_prompt)
 
     def _phase_items(self, split: str) -> list[dict[str, Any]]:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
@@ -146,11 +153,22 @@ class _TextDataModule(LightningDataModule):
             raise InputError(None, None, split, "no examples for this stage/split (check the prepared data)")
         collate = make_collator(self.tokenizer, truncation=self.truncation, max_length=self.max_length,
                                 packing=self.packing)
-        import torch
+        if self.trainer is not None and self.trainer.world_size > 1:  # Lightning injects a DistributedSampler
+            import torch
 
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(_EncodedDataset(items), batch_size=self.batch_size, shuffle=shuffle, generator=gen,
-                          collate_fn=collate, num_workers=self.num_workers)
+            gen = torch.Generator().manual_seed(self.seed)
+            return DataLoader(_EncodedDataset(items), batch_size=self.batch_size, shuffle=shuffle, generator=gen,
+                              collate_fn=collate, num_workers=self.num_workers)
+        batches = resumable_batch_sampler(len(items), self.batch_size, self.seed, shuffle, self._resume)
+        return DataLoader(_EncodedDataset(items), batch_sampler=batches, collate_fn=collate,
+                          num_workers=self.num_workers)
+
+    # -- a checkpoint records how far into its epoch training got (exact mid-epoch resume) ----------------------
+    def state_dict(self) -> dict[str, Any]:
+        return progress_state(self.trainer)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume = dict(state) if state else None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -217,7 +235,7 @@ class VIMDataModule(_TextDataModule):
             raise InputError(None, None, "stages", f"unknown stage {unknown[:1] or stages!r}; use {list(STAGE_NAMES)}")
         if stage_mode not in ("sequential", "mixed"):
             raise InputError(None, None, "stage_mode", f"unknown mode {stage_mode!r} (sequential|mixed)")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # its "model" (tokenizer) would clash with the module's in the logger
         self.distribution = distribution
         self.distributions_file = distributions_file
         self.arguments = arguments
@@ -317,7 +335,7 @@ class InstructionDataModule(_TextDataModule):
         super().__init__(model=model, max_length=max_length, truncation=truncation, batch_size=batch_size,
                          num_workers=num_workers, max_examples=None, use_chat_template=use_chat_template,
                          packing=packing, epochs_per_stage=epochs, seed=seed)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # its "model" (tokenizer) would clash with the module's in the logger
         self.task = task
         self.source = source
         self.limit = limit

@@ -7,7 +7,10 @@ Design (docs/protocol.md, "VIM training settings"):
   * the LR schedule (AdamW, optional warmup, linear decay) restarts at each stage phase: the
     :class:`vim.callbacks.StageCallback` calls :meth:`start_phase`, which also clears the optimizer moments, as
     the paper's stage 2 is a fresh run from stage 1's best checkpoint;
-  * per-stage losses are logged as ``train/loss_stage1``, ``val/loss_stage2`` ...; ``val/loss`` picks the best epoch.
+  * per-stage losses are logged as ``train/loss_stage1``, ``val/loss_stage2`` ...; ``val/loss`` picks the best epoch;
+  * stage-2 epochs also log ``val/agreement_accuracy`` and ``val/agreement_mae`` (torchmetrics; see vim.agreement);
+  * ``checkpoints/last.ckpt`` is rewritten every ``checkpoint_every_n_steps`` steps and at every epoch end, so a
+    killed fit loses at most that many steps; it also records the training config (``valueharms_config``).
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ class VIMModule(LightningModule):
         lora_dropout: float = 0.1,
         target_modules: list[str] = ["q_proj", "v_proj"],  # noqa: B006 (YAML default)
         lr: float = 2e-5,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0.01,
         warmup_steps: int = 0,
         dtype: str | None = None,
         gradient_checkpointing: bool = False,
-        checkpoint_every_n_steps: int | None = None,
+        checkpoint_every_n_steps: int | None = 50,
         reuse_base: bool = False,
+        agreement_eval_examples: int | None = 256,
     ) -> None:
         """
         Args:
@@ -53,12 +57,15 @@ class VIMModule(LightningModule):
             lora_dropout: LoRA dropout.
             target_modules: module names LoRA wraps.
             lr: AdamW learning rate (restarted per stage).
-            weight_decay: AdamW weight decay.
+            weight_decay: AdamW weight decay (0.01: the study's trainer default).
             warmup_steps: linear warmup steps at the start of each stage (paper: 0).
             dtype: dtype to load the base weights in (None: checkpoint default; precision comes from the Trainer).
             gradient_checkpointing: trade compute for memory on long sequences.
-            checkpoint_every_n_steps: also save ``last.ckpt`` every N optimizer steps (resume mid-epoch).
+            checkpoint_every_n_steps: rewrite ``last.ckpt`` every N optimizer steps (and at every epoch end): a
+                killed fit loses at most N steps. ``null``/0: epoch ends only.
             reuse_base: keep the base model in memory after fit for the next fit in this process (sweeps).
+            agreement_eval_examples: stage-2 validation examples answered with the six candidate scores each epoch
+                for ``val/agreement_accuracy`` / ``val/agreement_mae`` (``null``: all; 0: off).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +76,13 @@ class VIMModule(LightningModule):
         self._phase_start_step = 0
         self._phase_total_steps = 1
         self._scheduler: Any = None
+        from torchmetrics import MeanAbsoluteError
+        from torchmetrics.classification import MulticlassAccuracy
+
+        self.agreement_accuracy = MulticlassAccuracy(num_classes=6, average="micro")
+        self.agreement_mae = MeanAbsoluteError()
+        self._agreement_items: tuple[int, list[dict[str, Any]]] | None = None
+        self._agreement_pending = False
 
     # -- model -------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -88,6 +102,10 @@ class VIMModule(LightningModule):
         config = LoraConfig(task_type="CAUSAL_LM", r=self.hparams.lora_r, lora_alpha=self.hparams.lora_alpha,
                             lora_dropout=self.hparams.lora_dropout, target_modules=list(self.hparams.target_modules))
         self.net = get_peft_model(base, config)
+        from valueharms.hub import portable_base_name
+
+        # adapter_config.json names the base by alias / hub id, never this machine's cache folder
+        self.net.peft_config["default"].base_model_name_or_path = portable_base_name(self.model_name)
         self.net.train()  # from_pretrained returns eval mode; LoRA dropout must be active in training
 
     def release_base(self) -> None:
@@ -104,15 +122,10 @@ class VIMModule(LightningModule):
         return Path(self.adapter_dir_template.format(name=name, distribution=name))
 
     def configure_callbacks(self) -> list[Any]:
-        """Stage switching, best-epoch export and a ``last.ckpt`` for resume, without any YAML."""
-        from lightning.pytorch.callbacks import ModelCheckpoint
+        """Stage switching, best-epoch export and an always-current ``last.ckpt`` for resume, without any YAML."""
+        from vim.callbacks import ResumeCheckpoint, StageCallback
 
-        from vim.callbacks import StageCallback
-
-        ckpt_dir = self.adapter_dir() / "checkpoints"
-        # only last.ckpt (resume reads it; the best epoch is exported by StageCallback): no second copy per save
-        last = ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}-{step}", save_last=True, save_top_k=0,
-                               every_n_train_steps=self.hparams.checkpoint_every_n_steps)
+        last = ResumeCheckpoint(self.adapter_dir() / "checkpoints", self.hparams.checkpoint_every_n_steps)
         return [StageCallback(), last]
 
     # -- checkpoints hold LoRA weights only ---------------------------------------------------------------
@@ -123,6 +136,9 @@ class VIMModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if LORA_KEY in k}
         checkpoint["vim_schedule"] = {"start": self._phase_start_step, "total": self._phase_total_steps}
+        from vim.provenance import training_config
+
+        checkpoint["valueharms_config"] = training_config(self, self.trainer.datamodule, self.trainer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         sched = checkpoint.get("vim_schedule") or {}
@@ -137,7 +153,10 @@ class VIMModule(LightningModule):
     def _log_losses(self, prefix: str, batch: dict[str, Any], out: Any) -> None:
         n = int(batch["input_ids"].shape[0])
         on_step = prefix == "train"
-        self.log(f"{prefix}/loss", out.loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n)
+        # sync_dist: under FSDP/DDP every rank must see the same val/loss (the best epoch). Not for the per-stage
+        # losses: in mixed mode a rank's batch may lack a stage, and unmatched syncs would hang
+        self.log(f"{prefix}/loss", out.loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=n,
+                 sync_dist=True)
         stages = batch.get("stage")
         if stages is None:
             return
@@ -167,7 +186,48 @@ class VIMModule(LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self._forward(batch)
         self._log_losses("val", batch, out)
+        if batch_idx == self.trainer.num_val_batches[0] - 1:  # inside the strategy's forward (FSDP unsharded)
+            self._agreement_update()
         return out.loss
+
+    def _agreement_update(self) -> None:
+        """Stage-2 agreement: the most likely of the six answers vs the profile's score (see vim.agreement)."""
+        items = self._agreement_eval_items()
+        if not items:
+            return
+        from vim.agreement import predict_scores, shard
+
+        mine, real = shard(items, self.global_rank, self.trainer.world_size)
+        tok = self.trainer.datamodule.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        preds = predict_scores(self.net, mine, pad, self.device)[:real].to(self.device)
+        target = torch.tensor([it["target"] for it in mine[:real]], dtype=torch.long, device=self.device)
+        self.agreement_accuracy.update(preds - 1, target - 1)
+        self.agreement_mae.update(preds.float(), target.float())
+        self._agreement_pending = True
+
+    def on_validation_epoch_end(self) -> None:
+        if self._agreement_pending:
+            self.log("val/agreement_accuracy", self.agreement_accuracy.compute(), sync_dist=True)  # same on all ranks
+            self.log("val/agreement_mae", self.agreement_mae.compute(), sync_dist=True)
+            self.agreement_accuracy.reset()
+            self.agreement_mae.reset()
+            self._agreement_pending = False
+
+    def _agreement_eval_items(self) -> list[dict[str, Any]]:
+        """Encoded six-candidate items for the stage-2 validation rows, when this epoch trains stage 2."""
+        limit = self.hparams.agreement_eval_examples
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if limit == 0 or self.trainer.sanity_checking or not hasattr(dm, "phases") or not hasattr(dm, "rows"):
+            return []
+        if 2 not in dm.phases[dm.phase_for_epoch(self.current_epoch)]:
+            return []
+        rows = dm.rows.get((2, "valid")) or []
+        if self._agreement_items is None or self._agreement_items[0] != id(rows):
+            from vim.agreement import build_items
+
+            self._agreement_items = (id(rows), build_items(rows, dm.encode, limit))
+        return self._agreement_items[1]
 
     # -- optimisation: linear decay restarted at each stage -------------------------------------------------
     def _lr_factor(self, step: int) -> float:

@@ -1,14 +1,27 @@
-"""Train one VIM adapter per value distribution: in this process (reusing the base model) or as a SLURM array.
+"""Train one VIM adapter per value distribution: in this process, one worker per GPU, or as a SLURM array.
 
 Each adapter is an ordinary ``valueharms fit`` of the same YAML with the distribution and output folder overridden,
 so a SLURM task, a local sweep and a single fit produce identical folders. Adapters whose ``valueharms.json`` says
 ``complete: true`` are skipped; a half-trained one resumes from its ``last.ckpt``.
+
+A 7B LoRA fit fits on one GPU, so several GPUs are used by running one adapter per GPU (``--gpus``): N worker
+processes, each seeing one GPU through ``CUDA_VISIBLE_DEVICES`` and training a disjoint share of the distributions.
+A model too big for one GPU uses FSDP inside one fit instead (a config whose ``trainer.devices`` is not 1); CPU
+configs are not split either.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
 
 from valueharms.adapters import is_complete
 from valueharms.errors import InputError
@@ -26,33 +39,139 @@ def _fit_args(config: str, distributions: str, name: str, out: str, extra: list[
     ]
 
 
+def _valueharms_command() -> str:
+    """How a job on this cluster calls this installation (the console script beside this Python, else ``-m``)."""
+    script = Path(sys.executable).parent / "valueharms"
+    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m valueharms.cli"
+
+
 def slurm_script(config: str, distributions: str, names: list[str], out: str, extra: list[str], *,
-                 job_name: str = "vim-sweep", gpus: int = 1, time: str = "24:00:00",
-                 sbatch: list[str] | None = None) -> str:
-    """A SLURM array script: task ``i`` fits ``names[i]`` (rerunning it resumes / skips complete adapters)."""
-    quoted = " ".join(shlex.quote(n) for n in names)
+                 log_dir: str, group_size: int = 1, job_name: str = "vim-sweep", gpus: int = 1,
+                 time_limit: str = "24:00:00", sbatch: list[str] | None = None) -> str:
+    """A SLURM array script: task ``i`` fits ``names[i*group_size:(i+1)*group_size]`` one after another.
+
+    Rerunning a task resumes its adapter from ``last.ckpt`` and skips finished ones. ``--chdir`` pins the folder the
+    relative paths are relative to; ``log_dir`` must exist before ``sbatch`` (SLURM opens the log files first).
+    """
+    groups = -(-len(names) // group_size)
     fixed = " ".join(shlex.quote(a) for a in [
         "--config", config, "--data.init_args.distributions_file", distributions, *extra])
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",
-        f"#SBATCH --array=0-{len(names) - 1}",
+        f"#SBATCH --array=0-{groups - 1}",
         f"#SBATCH --gres=gpu:{gpus}",
-        f"#SBATCH --time={time}",
-        "#SBATCH --output=logs/%x-%A_%a.out",
+        f"#SBATCH --time={time_limit}",
+        f"#SBATCH --chdir={os.getcwd()}",
+        f"#SBATCH --output={Path(log_dir).resolve()}/%x-%A_%a.out",
         *[f"#SBATCH {s}" for s in (sbatch or [])],
         "set -euo pipefail",
-        "mkdir -p logs",
-        f"NAMES=({quoted})",
-        'NAME="${NAMES[$SLURM_ARRAY_TASK_ID]}"',
-        f'if grep -qs \'"complete": true\' {shlex.quote(out)}/"$NAME"/valueharms.json; then',
-        '  echo "adapter $NAME already complete"; exit 0',
-        "fi",
-        f'srun valueharms fit {fixed} --data.init_args.distribution "$NAME" '
+        f"VALUEHARMS=${{VALUEHARMS:-{_valueharms_command()}}}",
+        f"NAMES=({' '.join(shlex.quote(n) for n in names)})",
+        f"GROUP_SIZE={group_size}",
+        'for NAME in "${NAMES[@]:$((SLURM_ARRAY_TASK_ID * GROUP_SIZE)):$GROUP_SIZE}"; do',
+        f'  if grep -qs \'"complete": true\' {shlex.quote(out)}/"$NAME"/valueharms.json; then',
+        '    echo "adapter $NAME already complete"; continue',
+        "  fi",
+        f'  srun $VALUEHARMS fit {fixed} --data.init_args.distribution "$NAME" '
         f'--model.init_args.adapter_dir {shlex.quote(out)}/"$NAME"',
+        "done",
         "",
     ]
     return "\n".join(lines)
+
+
+def visible_gpus(gpus: str | int) -> list[str]:
+    """GPU ids the workers get: ``auto`` = every visible GPU (CUDA_VISIBLE_DEVICES order), ``N`` = the first N."""
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if not visible:
+        import torch
+
+        visible = [str(i) for i in range(torch.cuda.device_count())]
+    if str(gpus) == "auto":
+        return visible
+    try:
+        n = int(gpus)
+    except ValueError:
+        raise InputError(None, None, "gpus", f"expected 'auto' or a number, got {gpus!r}") from None
+    if n < 0 or (n > 1 and n > len(visible)):
+        raise InputError(None, None, "gpus", f"{n} GPUs asked for, {len(visible)} visible")
+    return visible[:n]
+
+
+def partition(names: Sequence[str], workers: int) -> list[list[str]]:
+    """Round-robin shares (sizes differ by at most one; together exactly ``names``, each name once)."""
+    return [list(names[i::workers]) for i in range(workers) if names[i::workers]]
+
+
+def _one_gpu_per_fit(config: str, overrides: Sequence[str]) -> bool:
+    """True when each fit uses one GPU (so one worker per GPU is right); CPU or FSDP/multi-device fits are not split."""
+    trainer = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("trainer") or {}
+    settings = {"devices": trainer.get("devices", 1), "accelerator": trainer.get("accelerator", "auto")}
+    for arg in overrides:
+        for key in settings:
+            if arg.startswith(f"--trainer.{key}="):
+                settings[key] = arg.split("=", 1)[1]
+    return str(settings["devices"]) == "1" and str(settings["accelerator"]) in ("gpu", "cuda", "auto")
+
+
+def _worker_argv(distributions: str, config: str, names: list[str], out: str, overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "valueharms.cli", "sweep", "--distributions", distributions, "--config", config,
+            "--names", json.dumps(names), "--out", out, "--gpus", "1", "--overrides", json.dumps(overrides)]
+
+
+def run_workers(shares: list[tuple[str, list[str]]], argv_for: Callable[[list[str]], list[str]], out: str,
+                popen: Callable[..., Any] = subprocess.Popen, poll_s: float = 5.0) -> None:
+    """One worker process per (gpu, names) share with ``CUDA_VISIBLE_DEVICES=gpu``; logs in ``out/logs``.
+
+    Shows one progress bar over finished adapters; Ctrl-C stops every worker (their fits resume on the next run).
+    """
+    from tqdm.auto import tqdm
+
+    log_dir = Path(out) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for gpu, names in shares:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+        log = open(log_dir / f"sweep-gpu{gpu}.log", "ab")  # noqa: SIM115 (closed below)
+        procs.append((gpu, popen(argv_for(names), env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        print(f"sweep: worker on GPU {gpu}: {len(names)} adapters, log {log.name}")
+    wanted = [n for _, names in shares for n in names]
+    bar = tqdm(total=len(wanted), desc="sweep", unit="adapter")
+    try:
+        while any(p.poll() is None for _, p, _ in procs):
+            bar.n = sum(is_complete(Path(out) / n) for n in wanted)
+            bar.refresh()
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        for _, p, _ in procs:
+            p.send_signal(2)
+        for _, p, _ in procs:
+            p.wait()
+        raise
+    finally:
+        bar.n = sum(is_complete(Path(out) / n) for n in wanted)
+        bar.close()
+        for _, _, log in procs:
+            log.close()
+    failed = [gpu for gpu, p, _ in procs if p.returncode != 0]
+    if failed:
+        raise InputError(log_dir, None, None, f"sweep worker(s) on GPU {', '.join(failed)} failed; see their logs "
+                         "(rerun the sweep to resume)")
+
+
+def _train_here(todo: list[str], config: str, distributions: str, out: str, extra: list[str], reuse_base: bool) -> None:
+    from tqdm.auto import tqdm
+
+    from valueharms.lightning_cli import run_lightning_cli
+    from vim.module import VIMModule
+
+    reuse = ["--model.init_args.reuse_base", "true"] if reuse_base else []
+    try:
+        for name in tqdm(todo, desc="sweep", unit="adapter"):
+            run_lightning_cli(["fit", *_fit_args(config, distributions, name, out, [*reuse, *extra])])
+    finally:
+        VIMModule._BASE_CACHE.clear()
 
 
 def sweep(
@@ -61,7 +180,9 @@ def sweep(
     names: list[str] | None = None,
     names_file: str | None = None,
     out: str = "runs/sweep/adapters",
+    gpus: str = "auto",
     slurm: str | None = None,
+    group_size: int = 1,
     dry_run: bool = False,
     overrides: list[str] | None = None,
     reuse_base: bool = True,
@@ -74,38 +195,51 @@ def sweep(
         names: distributions to train (default: all in the file, or names_file).
         names_file: file with one distribution name a line.
         out: folder that receives one adapter folder per distribution.
-        slurm: write a SLURM array script to this path instead of training.
+        gpus: ``auto`` (one worker process per visible GPU, each training a share of the adapters), a number of
+            GPUs, or 0/1 to train everything in this process.
+        slurm: write a SLURM array script to this path instead of training (submit it with ``sbatch``).
+        group_size: adapters trained one after another by each SLURM array task.
         dry_run: print what would be trained and stop.
-        overrides: extra LightningCLI flags passed to every fit (e.g. ``--trainer.max_steps=10``).
-        reuse_base: keep the base model in memory between fits (local sweep only).
+        overrides: extra LightningCLI flags passed to every fit (e.g. ``--trainer.limit_train_batches=10``).
+        reuse_base: keep the base model in memory between fits of one process.
     """
     if not Path(config).is_file():
         raise InputError(config, None, None, "config file not found")
+    if group_size < 1:
+        raise InputError(None, None, "group_size", f"must be at least 1, got {group_size}")
     profiles = load_distributions(distributions)
+    if names is not None and not names:
+        raise InputError(None, None, "names", "empty list: name at least one distribution (or omit --names)")
     wanted = list(names or []) or (read_names(names_file) if names_file else list(profiles))
     unknown = [n for n in wanted if n not in profiles]
     if unknown:
         raise InputError(distributions, None, "name", f"no distribution named {unknown[0]!r}")
     extra = list(overrides or [])
     if slurm:
-        atomic_write_text(slurm, slurm_script(config, distributions, wanted, out, extra))
-        print(f"wrote SLURM array script for {len(wanted)} distributions: sbatch {slurm}")
+        log_dir = Path(slurm).resolve().parent / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(slurm, slurm_script(config, distributions, wanted, out, extra, log_dir=str(log_dir),
+                                              group_size=group_size))
+        groups = -(-len(wanted) // group_size)
+        print(f"wrote SLURM array script ({groups} array task(s) for {len(wanted)} distributions, logs in {log_dir}): "
+              f"sbatch {slurm}")
         return [str(Path(out) / n) for n in wanted]
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
-    skipped = len(wanted) - len(todo)
-    print(f"sweep: {len(todo)} to train, {skipped} complete (skipped)")
+    print(f"sweep: {len(todo)} to train, {len(wanted) - len(todo)} complete (skipped)")
+    devices = visible_gpus(gpus) if todo else []
+    split = len(devices) > 1 and len(todo) > 1 and _one_gpu_per_fit(config, extra)
     if dry_run:
-        for name in todo:
-            print("valueharms fit " + " ".join(shlex.quote(a) for a in _fit_args(config, distributions, name, out, extra)))
+        shares = partition(todo, len(devices)) if split else [todo]
+        for i, share in enumerate(shares):
+            env = f"CUDA_VISIBLE_DEVICES={devices[i]} " if split else ""
+            for name in share:
+                print(env + "valueharms fit " + " ".join(shlex.quote(a) for a in _fit_args(
+                    config, distributions, name, out, extra)))
         return [str(Path(out) / n) for n in todo]
-    from tqdm.auto import tqdm
-
-    from valueharms.lightning_cli import run_lightning_cli
-
-    reuse = ["--model.init_args.reuse_base", "true"] if reuse_base else []
-    for name in tqdm(todo, desc="sweep", unit="adapter"):
-        run_lightning_cli(["fit", *_fit_args(config, distributions, name, out, [*reuse, *extra])])
-    from vim.module import VIMModule
-
-    VIMModule._BASE_CACHE.clear()
+    if split:
+        shares = list(zip(devices, partition(todo, len(devices))))
+        run_workers(shares, lambda share: _worker_argv(distributions, config, share, out, extra), out)
+    elif todo:
+        _train_here(todo, config, distributions, out, extra, reuse_base)
     return [str(Path(out) / n) for n in wanted]
+
