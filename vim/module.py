@@ -43,6 +43,7 @@ class VIMModule(LightningModule):
         gradient_checkpointing: bool = False,
         checkpoint_every_n_steps: int | None = None,
         reuse_base: bool = False,
+        attn_implementation: str | None = None,
     ) -> None:
         """
         Args:
@@ -59,6 +60,9 @@ class VIMModule(LightningModule):
             gradient_checkpointing: trade compute for memory on long sequences.
             checkpoint_every_n_steps: also save ``last.ckpt`` every N optimizer steps (resume mid-epoch).
             reuse_base: keep the base model in memory after fit for the next fit in this process (sweeps).
+            attn_implementation: transformers attention kernel (``sdpa``, ``flex_attention``, ``flash_attention_2``,
+                ``torch_varlen``) or ``auto`` (fastest available: varlen kernels for packed rows on CUDA, sdpa on
+                CPU); see ``vim.attention``. The kernel that ran is logged at the first step.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +73,7 @@ class VIMModule(LightningModule):
         self._phase_start_step = 0
         self._phase_total_steps = 1
         self._scheduler: Any = None
+        self.attention_kernel: str | None = None  # what the first training forward ran (vim.attention)
 
     # -- model -------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -76,12 +81,17 @@ class VIMModule(LightningModule):
             return
         from peft import LoraConfig, get_peft_model
 
+        from vim.attention import resolve_for_module
+
+        attn = resolve_for_module(self.hparams.attn_implementation, self, self.hparams.dtype)
         key = (self.model_name, self.hparams.dtype)
         base = VIMModule._BASE_CACHE.pop(key, None) if self.hparams.reuse_base else None
+        if base is not None and attn is not None:
+            base.set_attn_implementation(attn)
         if base is None:
             from valueharms.model_loading import load_model
 
-            base = load_model(self.model_name, dtype=self.hparams.dtype)
+            base = load_model(self.model_name, dtype=self.hparams.dtype, attn_implementation=attn)
         if self.hparams.gradient_checkpointing:
             base.gradient_checkpointing_enable()
             base.enable_input_require_grads()
@@ -161,6 +171,10 @@ class VIMModule(LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self._forward(batch)
+        if self.attention_kernel is None:
+            from vim.attention import log_kernel
+
+            self.attention_kernel = log_kernel(self.net, batch)
         self._log_losses("train", batch, out)
         return out.loss
 
