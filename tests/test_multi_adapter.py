@@ -104,7 +104,8 @@ def test_k_adapters_train_like_k_separate_fits(tiny_model_dir, tmp_path):
     common = dict(model=str(tiny_model_dir), data_dir=str(tmp_path / "data" / "{distribution}"),
                   distributions_file=None, arguments=None, batch_size=4, max_length=64, epochs_per_stage=2,
                   packing=True)
-    hp = dict(model=str(tiny_model_dir), lr=5e-3, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    hp = dict(model=str(tiny_model_dir), lr=5e-3, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+              attn_implementation="torch_varlen")
     single = {}
     for name in sizes:
         out = tmp_path / "single" / "{name}"
@@ -127,3 +128,37 @@ def test_k_adapters_train_like_k_separate_fits(tiny_model_dir, tmp_path):
     moved = load_file(single["Pow"] / "adapter_model.safetensors")
     assert any(v.abs().max() > 0 for k, v in moved.items() if "lora_B" in k)  # training did move the adapters
     assert (tmp_path / "multi" / multi.trainer.datamodule.adapter_name / "checkpoints" / "last.ckpt").is_file()
+    assert multi.attention_kernel.startswith("torch_varlen")  # the kernel that ran is recorded (and logged)
+
+
+def test_sweep_fits_groups_and_a_killed_group_resumes(tiny_model_dir, tmp_path, capsys):
+    """``sweep --adapters_per_step 2``: groups of 2 (the last one of 1); a killed group resumes from last.ckpt."""
+    from test_fit_cli import _config
+    from vim.sweep import sweep
+
+    values = "Achievement\tBenevolence\tConformity\tHedonism\tPower\tSecurity\tSelf-direction\tStimulation\t" \
+             "Tradition\tUniversalism"
+    dist = tmp_path / "dist.tsv"
+    rows = {"Pow": [1, 1, 1, 1, 6, 1, 1, 1, 1, 1], "Ach": [6] + [1] * 9, "Ben": [1, 6] + [1] * 8}
+    dist.write_text(f"Country\t{values}\n" + "".join(f"{n}\t" + "\t".join(map(str, v)) + "\n" for n, v in rows.items()))
+    for name in rows:
+        _write_data(tmp_path / "data" / name, 8, name.lower())
+    cfg = _config(tmp_path, tiny_model_dir, tmp_path / "data" / "{distribution}")
+    cfg.write_text(cfg.read_text().replace("epochs_per_stage: 2", "epochs_per_stage: 1"))
+    out = tmp_path / "out"
+    sweep(str(dist), str(cfg), out=str(out), adapters_per_step=2, dry_run=True)
+    printed = capsys.readouterr().out
+    assert printed.count("vim.multi_adapter.MultiLoRAModule") == 2 and '["Pow", "Ach"]' in printed
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        sweep(str(dist), str(cfg), out=str(out), adapters_per_step=2,
+              overrides=["--trainer.callbacks+=test_fit_cli.Killer", "--trainer.callbacks.after=4"])
+    assert not (out / "Pow" / "valueharms.json").exists()
+    starts = tmp_path / "starts.txt"
+    sweep(str(dist), str(cfg), out=str(out), adapters_per_step=2,
+          overrides=["--trainer.callbacks+=test_fit_cli.StartRecorder", f"--trainer.callbacks.path={starts}"])
+    first, second = [int(x) for x in starts.read_text().split()]
+    assert first >= 2 and second == 0  # the first group continued from its checkpoint, the second started fresh
+    for name, scores in rows.items():
+        meta = json.loads((out / name / "valueharms.json").read_text())
+        assert meta["complete"] and meta["name"] == name and meta["values"]["Power"] == float(scores[4])
+        assert set(meta["best_epoch_per_stage"]) == {"1", "2"}

@@ -253,3 +253,31 @@ class MultiVIMDataModule(VIMDataModule):
 
     def metadata(self) -> dict[str, Any]:
         return {"kind": "vim-group", "name": self.adapter_name, "members": list(self.distributions)}
+
+
+def group_fit_args(config: str, distributions: str, names: Sequence[str], out: str, extra: Sequence[str]) -> list[str]:
+    """``valueharms fit`` arguments that train ``names`` together from a single-adapter fit YAML."""
+    import json
+    from pathlib import Path
+
+    return ["--config", config, "--model", f"{__name__}.MultiLoRAModule", "--data", f"{__name__}.MultiVIMDataModule",
+            "--data.init_args.distributions_file", distributions, "--data.init_args.distributions", json.dumps(list(names)),
+            "--model.init_args.adapter_dir", str(Path(out) / "{name}"), *extra]
+
+
+def run_groups(config: str, distributions: str, names: Sequence[str], out: str, extra: Sequence[str], k: int, *,
+               dry_run: bool = False) -> None:
+    """Fit ``names`` in groups of ``k`` (each group one ``valueharms fit``; rerunning resumes a killed group)."""
+    import shlex
+
+    from tqdm.auto import tqdm
+
+    from valueharms.lightning_cli import run_lightning_cli
+
+    groups = [list(names[i:i + k]) for i in range(0, len(names), k)]
+    for group in tqdm(groups, desc=f"sweep ({k} adapters per step)", unit="group", disable=dry_run):
+        args = group_fit_args(config, distributions, group, out, extra)
+        if dry_run:
+            print("valueharms fit " + " ".join(shlex.quote(a) for a in args))
+        else:
+            run_lightning_cli(["fit", *args])

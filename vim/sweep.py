@@ -65,6 +65,7 @@ def sweep(
     dry_run: bool = False,
     overrides: list[str] | None = None,
     reuse_base: bool = True,
+    adapters_per_step: int = 1,
 ) -> list[str]:
     """Train one adapter per distribution (skipping complete ones), or write a SLURM array script.
 
@@ -78,6 +79,8 @@ def sweep(
         dry_run: print what would be trained and stop.
         overrides: extra LightningCLI flags passed to every fit (e.g. ``--trainer.max_steps=10``).
         reuse_base: keep the base model in memory between fits (local sweep only).
+        adapters_per_step: train this many adapters at once on one base model, each with its own data, optimizer
+            and best epoch (``vim.multi_adapter``; local sweep, one device).
     """
     if not Path(config).is_file():
         raise InputError(config, None, None, "config file not found")
@@ -94,6 +97,11 @@ def sweep(
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
     skipped = len(wanted) - len(todo)
     print(f"sweep: {len(todo)} to train, {skipped} complete (skipped)")
+    if adapters_per_step > 1:
+        from vim.multi_adapter import run_groups
+
+        run_groups(config, distributions, todo, out, extra, adapters_per_step, dry_run=dry_run)
+        return [str(Path(out) / n) for n in (todo if dry_run else wanted)]
     if dry_run:
         for name in todo:
             print("valueharms fit " + " ".join(shlex.quote(a) for a in _fit_args(config, distributions, name, out, extra)))
