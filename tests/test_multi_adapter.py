@@ -10,7 +10,7 @@ import torch
 
 from vim.collate import PadCollator
 from vim.packing import PackedCollator, prepare_model_for_packing
-from vim.stacked_lora import build_routing, inject, routed, segment_losses
+from vim.stacked_lora import build_routing, eject, inject, routed, segment_losses
 
 
 def _write_data(folder: Path, n: int, word: str) -> Path:
@@ -62,9 +62,7 @@ def test_routed_forward_equals_peft_per_adapter(tiny_tokenizer, tiny_model, pack
             logits = tiny_model(**inputs).logits
         losses = segment_losses(logits, merged["labels"], slices)
         states = [adapter_state(wrappers, k) for k in range(3)]
-    for w_name, w in wrappers.items():  # back to a plain model for peft
-        parent, _, child = w_name.rpartition(".")
-        setattr(tiny_model.get_submodule(parent), child, w.base_layer)
+    eject(tiny_model, wrappers)  # back to a plain model for peft
     assert len({round(float(v), 4) for v in losses}) == 3  # the adapters really differ
     for k, batch in enumerate(batches):
         peft_model = get_peft_model(tiny_model, config)

@@ -49,6 +49,17 @@ def combine_batches(batches: Sequence[dict[str, Any]]) -> tuple[dict[str, torch.
     return merged, [(e - w, e) for w, e in zip(widths, ends)]
 
 
+def adapter_losses(net: Any, wrappers: dict[str, Any], batches: Sequence[dict[str, Any]], adapters: Sequence[int],
+                   device: Any) -> torch.Tensor:
+    """Each adapter's mean target-token loss on its own batch, all in one forward of the base model ``net``."""
+    merged, slices = combine_batches(batches)
+    merged = {k: v.to(device) for k, v in merged.items()}
+    inputs = {k: merged[k] for k in ("input_ids", "attention_mask", "position_ids") if k in merged}
+    with routed(wrappers, build_routing(adapters, slices, device)):
+        logits = net(**inputs, use_cache=False).logits
+    return segment_losses(logits, merged["labels"], slices)
+
+
 class PhaseSchedule:
     """VIMModule's LR factor (optional warmup, linear decay restarted per phase) for one adapter's scheduler.
 
@@ -146,20 +157,10 @@ class MultiLoRAModule(VIMModule):
         raise TypeError("MultiLoRAModule restarts each adapter's phase with start_adapter_phase")
 
     # -- steps ---------------------------------------------------------------------------------------------
-    def adapter_losses(self, batches: Sequence[dict[str, Any]], adapters: Sequence[int]) -> torch.Tensor:
-        """Each adapter's mean target-token loss on its own batch, all in one forward of the base model."""
-        merged, slices = combine_batches(batches)
-        merged = {k: v.to(self.device) for k, v in merged.items()}
-        routing = build_routing(adapters, slices, self.device)
-        inputs = {k: merged[k] for k in ("input_ids", "attention_mask", "position_ids") if k in merged}
-        with routed(self.wrappers, routing):
-            logits = self.net(**inputs, use_cache=False).logits
-        return segment_losses(logits, merged["labels"], slices)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         present = [(self.names.index(name), b) for name, b in batch.items() if b is not None]
         adapters = [k for k, _ in present]
-        losses = self.adapter_losses([b for _, b in present], adapters)
+        losses = adapter_losses(self.net, self.wrappers, [b for _, b in present], adapters, self.device)
         if self.attention_kernel is None:
             from vim.attention import log_kernel
 
@@ -180,7 +181,7 @@ class MultiLoRAModule(VIMModule):
         self._val_sums = torch.zeros(len(self.names), 2, dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        loss = self.adapter_losses([batch], [dataloader_idx])[0]
+        loss = adapter_losses(self.net, self.wrappers, [batch], [dataloader_idx], self.device)[0]
         rows = int(batch["input_ids"].shape[0])  # Lightning weighs a single run's val/loss by rows per batch
         self._val_sums[dataloader_idx] += torch.tensor([float(loss) * rows, rows], dtype=torch.float64)
         return loss

@@ -111,6 +111,14 @@ def inject(model: nn.Module, initial: dict[str, tuple[torch.Tensor, torch.Tensor
     return wrappers
 
 
+def eject(model: nn.Module, wrappers: dict[str, MultiLoRALinear]) -> nn.Module:
+    """Put the original Linears back (the adapters are dropped); returns the plain ``model``."""
+    for name, wrapper in wrappers.items():
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, wrapper.base_layer)
+    return model
+
+
 @contextlib.contextmanager
 def routed(wrappers: dict[str, MultiLoRALinear], routing: Routing) -> Iterator[None]:
     """Route the next forward (and its backward) through ``routing``."""
