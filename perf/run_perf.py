@@ -96,7 +96,7 @@ def defaults(args: argparse.Namespace) -> None:
     """Sizes per machine: the study's shapes on CUDA, small ones on CPU."""
     gpu = args.device == "cuda" and args.shape != "tiny"
     picks = {"max_len": 512 if gpu else 128, "steps": 8 if gpu else 3, "warmup": 2 if gpu else 1,
-             "k": 8 if gpu else 4, "gen_batch": 256 if gpu else 8, "gen_tokens": 64 if gpu else 8,
+             "k": 8 if gpu else 2, "gen_batch": 256 if gpu else 8, "gen_tokens": 64 if gpu else 8,
              "vllm_prompts": 2048, "prompt_len": 64, "repeats": 1}
     for key, value in picks.items():
         if getattr(args, key) is None:
@@ -175,6 +175,14 @@ def run_generation(base: Any, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
+def finish(result: dict[str, Any], out: Path) -> None:
+    """Ratios, projection and target lines from the rows so far, written atomically to ``out``."""
+    result["ratios"] = ratios(result["training"], result["generation"])
+    result["projection"] = study_projection(result["training"], result["generation"])
+    result["targets"] = target_lines(result)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -204,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               "versions": versions(args.device), "threads": torch.get_num_threads(),
                               "settings": {k: v for k, v in vars(args).items() if k != "out"},
                               "training": {}, "generation": {}}
+    out = Path(args.out) if args.out else HERE / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
     base = random_base(args.shape, args.device)
     if args.only in ("train", "all"):
         from peft import LoraConfig, get_peft_model
@@ -212,13 +221,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["training"], base = bench_train.bench_training(
             model.train(), base.config.vocab_size, device=args.device, max_len=args.max_len, steps=args.steps,
             warmup=args.warmup, k=args.k, flex=not args.no_flex, dtype=llama_config(args.shape, args.device)[1])
+        finish(result, out)  # a run stopped during generation still leaves the training rows
     if args.only in ("gen", "all"):
         result["generation"] = run_generation(base.eval(), args)
-    result["ratios"] = ratios(result["training"], result["generation"])
-    result["projection"] = study_projection(result["training"], result["generation"])
-    result["targets"] = target_lines(result)
-    out = Path(args.out) if args.out else HERE / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    finish(result, out)
     print(json.dumps({k: result[k] for k in ("training", "generation", "ratios", "projection")}, indent=2))
     if cpu_like:
         print("CPU/tiny run: the lines below say nothing about GPU speed")

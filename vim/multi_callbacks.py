@@ -58,10 +58,12 @@ class MultiStageCallback(StageCallback):
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: Any) -> None:
         dm = self._dm(trainer)
-        phase = dm.phase_for_epoch(trainer.current_epoch)
-        if phase == self.active_phase:
-            return
-        previous = self.active_phase
+        previous, phase = self.active_phase, dm.phase_for_epoch(trainer.current_epoch)
+        if phase != previous:
+            self._start_phase(trainer, pl_module, dm, phase, previous)
+
+    def _start_phase(self, trainer: Trainer, pl_module: Any, dm: Any, phase: int, previous: int | None) -> None:
+        """Each adapter continues from its own best epoch of ``previous`` with a fresh optimizer and schedule."""
         limit = trainer.limit_train_batches
         for k, name in enumerate(pl_module.names):
             if previous is not None and self._load_adapter_best(pl_module, k, name, previous):
