@@ -30,6 +30,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 import bench_gen  # noqa: E402
 import bench_train  # noqa: E402
 import projection  # noqa: E402
+
 from valueharms.io import atomic_write_text  # noqa: E402
 
 SHAPES = ("tiny", "smollm2-135m", "llama2-7b")

@@ -132,6 +132,7 @@ def test_k_adapters_train_like_k_separate_fits(tiny_model_dir, tmp_path):
 def test_sweep_fits_groups_and_a_killed_group_resumes(tiny_model_dir, tmp_path, capsys):
     """``sweep --adapters_per_step 2``: groups of 2 (the last one of 1); a killed group resumes from last.ckpt."""
     from test_fit_cli import _config
+
     from vim.sweep import sweep
 
     values = "Achievement\tBenevolence\tConformity\tHedonism\tPower\tSecurity\tSelf-direction\tStimulation\t" \

@@ -10,7 +10,6 @@ import sys
 import types
 
 import pytest
-
 from conftest import REPO
 
 
@@ -81,7 +80,7 @@ def test_target_lines_pass_and_fail_in_the_right_direction():
 class _FakeLLM:
     """Stands in for ``vllm.LLM``: records what it is built with and asked, 'generates' max_tokens tokens."""
 
-    instances: list["_FakeLLM"] = []
+    instances: list[_FakeLLM] = []
 
     def __init__(self, **kwargs):
         self.kwargs, self.calls = kwargs, []

@@ -20,7 +20,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

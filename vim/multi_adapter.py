@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +30,7 @@ import torch.nn.functional as F
 from valueharms.errors import InputError
 from vim.datamodule import VIMDataModule
 from vim.module import VIMModule
-from vim.stacked_lora import (adapter_parameters, build_routing, inject, peft_initial_lora, routed,
-                              segment_losses)
+from vim.stacked_lora import adapter_parameters, build_routing, inject, peft_initial_lora, routed, segment_losses
 
 
 def combine_batches(batches: Sequence[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], list[tuple[int, int]]]:

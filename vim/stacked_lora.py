@@ -16,8 +16,9 @@ exported as ordinary peft folders (``base_model.model.<module>.lora_A.weight`` k
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
