@@ -5,7 +5,7 @@ Rows (useful = non-pad tokens per second of forward + backward + AdamW over the 
   dynamic_padding    padded to the batch's longest example, sdpa
   packed_dense_mask  one packed row, sdpa with the dense block-diagonal mask
   packed_varlen      one packed row, the variable-length kernel ``auto`` picks (torch_varlen on CUDA bf16)
-  packed_flex        one packed row, flex_attention with a document block mask (CUDA only; compiled)
+  packed_flex        one packed row, flex_attention with a document block mask (CUDA only; compiled, so last)
   k_adapters         K adapters x 8 examples in one packed row (vim.stacked_lora), one step for all K
 """
 
@@ -99,19 +99,33 @@ def k_adapter_step(net: Any, wrappers: dict, k: int, device: str) -> Callable[[l
     return step
 
 
-def _row_kernels(device: str, dtype: torch.dtype, flex: bool) -> dict[str, str]:
-    """Attention implementation per packed row: the varlen row gets ``auto``'s pick (torch_varlen off CUDA)."""
-    varlen = resolve_attn_implementation("auto", device_type=device, dtype=dtype)
-    kernels = {"packed_dense_mask": "sdpa", "packed_varlen": varlen if varlen != "sdpa" else VARLEN}
-    resolve_attn_implementation(kernels["packed_varlen"], device_type=device, dtype=dtype)  # registers torch_varlen
-    if flex and device == "cuda":
-        kernels["packed_flex"] = "flex_attention"
-    return kernels
+def lora_config() -> Any:
+    """The study's LoRA (r8 on q_proj and v_proj; alpha 16 here: the scale does not change the cost)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+
+
+def _packed_row(model: Any, impl: str, step: Callable, batches: list[dict], useful: list[int], device: str,
+                warmup: int) -> dict[str, Any]:
+    """One packed row through ``impl``; a kernel this machine lacks gives a row that says why, not a crash."""
+    inner = model.base_model.model
+    inner.set_attn_implementation(impl)
+    try:
+        row = timed_rate(step, batches, useful, device, warmup)
+    except Exception as err:
+        return {"skipped": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+    row["kernel"] = kernel_report(inner, packed=True)
+    return row
 
 
 def bench_training(model: Any, vocab: int, *, device: str, max_len: int, steps: int, warmup: int, k: int,
-                   flex: bool, dtype: torch.dtype) -> tuple[dict[str, Any], Any]:
-    """Every training row on ``model`` (a peft LoRA model), then K adapters on its base: (rows, plain base)."""
+                   flex: bool, dtype: torch.dtype, rows: dict[str, Any] | None = None,
+                   on_row: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], Any]:
+    """Every training row: peft rows on ``model``, K adapters on its base, then flex (CUDA): (rows, plain base).
+
+    ``rows`` is filled in place and ``on_row`` called after each row (the caller saves partial results).
+    """
     rng = random.Random(0)
     n_steps = steps + warmup
     exs = make_examples(vim_like_lengths(BATCH * n_steps * k, max_len, rng), vocab, rng)
@@ -119,39 +133,42 @@ def bench_training(model: Any, vocab: int, *, device: str, max_len: int, steps: 
     single = groups[:n_steps]
     useful = [sum(len(e["input_ids"]) for e in g) for g in single]
     prepare_model_for_packing(model)
-    rows: dict[str, Any] = {}
-    layouts = {"fixed_padding": PadCollator(0, pad_to=max_len), "dynamic_padding": PadCollator(0)}
+    rows = {} if rows is None else rows
     step = peft_step(model, device)
-    for name, collate in layouts.items():
+    for name, collate in {"fixed_padding": PadCollator(0, pad_to=max_len), "dynamic_padding": PadCollator(0)}.items():
         model.base_model.model.set_attn_implementation("sdpa")
-        rows[name] = timed_rate(step, [collate(g) for g in single], useful, device, warmup)
-        rows[name]["kernel"] = kernel_report(model.base_model.model, packed=False)
+        rows[name] = {**timed_rate(step, [collate(g) for g in single], useful, device, warmup),
+                      "kernel": kernel_report(model.base_model.model, packed=False)}
+        on_row()
     packed = PackedCollator(None, pad_to_multiple_of=128 if device == "cuda" else None)
-    for name, impl in _row_kernels(device, dtype, flex).items():
-        model.base_model.model.set_attn_implementation(impl)
-        try:
-            rows[name] = timed_rate(step, [packed(g) for g in single], useful, device, warmup)
-            rows[name]["kernel"] = kernel_report(model.base_model.model, packed=True)
-        except Exception as err:  # a kernel this machine lacks: the row says why, the others still run
-            rows[name] = {"skipped": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
-    rows["k_adapters"], base = _bench_k(model, groups, k, useful, device, warmup, packed, rows)
+    batches = [packed(g) for g in single]
+    auto = resolve_attn_implementation("auto", device_type=device, dtype=dtype)
+    varlen = resolve_attn_implementation(auto if auto != "sdpa" else VARLEN, device_type=device, dtype=dtype)
+    for name, impl in (("packed_dense_mask", "sdpa"), ("packed_varlen", varlen)):
+        rows[name] = _packed_row(model, impl, step, batches, useful, device, warmup)
+        on_row()
+    k_impl = varlen if "tok_s" in rows["packed_varlen"] else "sdpa"
+    rows["k_adapters"], base = _bench_k(model.unload(), groups, k, n_steps, device, warmup, packed, k_impl)
+    on_row()
+    if flex and device == "cuda":  # last: it compiles, and a slow compile must not cost the other rows
+        from peft import get_peft_model
+
+        model = get_peft_model(base, lora_config()).train()
+        rows["packed_flex"] = _packed_row(model, "flex_attention", peft_step(model, device), batches, useful, device,
+                                          warmup)
+        base = model.unload()
+        on_row()
+    base.set_attn_implementation("sdpa")  # the plain base again, for generation
     return rows, base
 
 
-def _bench_k(model: Any, groups: list[list[dict]], k: int, useful: list[int], device: str, warmup: int,
-             packed: Any, rows: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """K adapters per step on the peft model's base; the baseline is ``packed_varlen`` (one adapter per step)."""
-    from peft import LoraConfig
-
-    impl = model.base_model.model.config._attn_implementation if "tok_s" in rows.get("packed_varlen", {}) else "sdpa"
-    base = model.unload()
+def _bench_k(base: Any, groups: list[list[dict]], k: int, n_steps: int, device: str, warmup: int, packed: Any,
+             impl: str) -> tuple[dict[str, Any], Any]:
+    """K adapters per step on the base; the baseline is ``packed_varlen`` (one adapter per step, same kernel)."""
     base.set_attn_implementation(impl)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
-    wrappers = inject(base, peft_initial_lora(base, config), k, r=8, alpha=16, dropout=0.0)
-    n_steps = len(useful)
+    wrappers = inject(base, peft_initial_lora(base, lora_config()), k, r=8, alpha=16, dropout=0.0)
     steps = [[packed(groups[s * k + i]) for i in range(k)] for s in range(n_steps)]
     k_useful = [sum(len(e["input_ids"]) for i in range(k) for e in groups[s * k + i]) for s in range(n_steps)]
     row = timed_rate(k_adapter_step(base, wrappers, k, device), steps, k_useful, device, warmup)
     row.update({"adapters_per_step": k, "examples_per_step": k * BATCH, "kernel": kernel_report(base, packed=True)})
-    eject(base, wrappers).set_attn_implementation("sdpa")  # the plain base again, for generation
-    return row, base
+    return row, eject(base, wrappers)

@@ -216,13 +216,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out) if args.out else HERE / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
     base = random_base(args.shape, args.device)
     if args.only in ("train", "all"):
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-        result["training"], base = bench_train.bench_training(
+        model = get_peft_model(base, bench_train.lora_config())
+        _, base = bench_train.bench_training(
             model.train(), base.config.vocab_size, device=args.device, max_len=args.max_len, steps=args.steps,
-            warmup=args.warmup, k=args.k, flex=not args.no_flex, dtype=llama_config(args.shape, args.device)[1])
-        finish(result, out)  # a run stopped during generation still leaves the training rows
+            warmup=args.warmup, k=args.k, flex=not args.no_flex, dtype=llama_config(args.shape, args.device)[1],
+            rows=result["training"], on_row=lambda: finish(result, out))  # a stopped run keeps its rows
     if args.only in ("gen", "all"):
         result["generation"] = run_generation(base.eval(), args)
     finish(result, out)
