@@ -1,47 +1,51 @@
-"""Issue 8 throughput, one run, same model and device for every comparison:
+"""Throughput of the study's GPU path in one run on one device: training kernels, K adapters per step, generation.
 
-* training: padding-free packed batches vs the HF padded baseline (useful tokens/s);
-* generation: HF ``generate`` + peft on one batch, one adapter vs 8 adapters mixed per row (peft's
-  ``adapter_names``; new tokens/s, EOS ignored so every row generates ``--gen-tokens`` tokens).
+Training at EQUAL EXAMPLES PER STEP (8 per adapter): fixed padding to 512, dynamic padding, packed with the dense
+mask, packed with the varlen kernel, packed with flex_attention (CUDA), K adapters per step (bench_train.py).
+Generation at prompt length 64: HF ``generate`` + peft with one adapter and with 8 mixed through
+``adapter_names``; vLLM single and mixed when it is installed (bench_gen.py). Then PASS/FAIL per target (ratios
+measured in this run), versions, peak memory, and the whole study's projected GPU-hours (projection.py).
 
-Usage: python perf/run_perf.py --device cpu --tiny      (tiny Llama, seconds on CPU: per-op overhead only)
-       python perf/run_perf.py --device cpu --shape smollm2-135m   (the embedded model's shape, minutes on CPU)
-       python perf/run_perf.py --device cuda            (Llama-2-7B-shaped random bf16 model, LoRA r8 on q,v)
-       --only train|gen                                  (one half only)
-Writes perf/results/<device>-<shape>-<date>.json. CPU numbers say nothing about GPU speed.
+Usage: python perf/run_perf.py --device cuda                  (Llama-2-7B shape, random bf16 weights; ~3 min H100)
+       python perf/run_perf.py --device cpu --shape smollm2-135m   (the embedded model's shape; minutes on CPU)
+       python perf/run_perf.py --device cpu --tiny            (seconds; per-op overhead only)
+Writes perf/results/<device>-<shape>-<date>.json (or --out). CPU numbers say nothing about GPU speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
+import platform
 import sys
-import time
+import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vim.collate import PadCollator  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+import bench_gen  # noqa: E402
+import bench_train  # noqa: E402
+import projection  # noqa: E402
+
 from valueharms.io import atomic_write_text  # noqa: E402
-from vim.packing import PackedCollator, pack_budget, prepare_model_for_packing  # noqa: E402
-
-STUDY_ADAPTERS, TRAIN_TOKENS_PER_ADAPTER = 154, 10e6
-STUDY_GEN_TOKENS = 650e6  # new tokens generated over the whole study (154 adapters x benchmarks x samples)
-TARGET_MIXED_VS_SINGLE = 0.8
-
-
-def vim_like_lengths(n: int, max_len: int, rng: random.Random) -> list[int]:
-    """Short, skewed lengths like VIM examples (most 40-160 tokens, a tail up to max_len)."""
-    return [max(8, min(max_len, int(rng.lognormvariate(4.3, 0.5)))) for _ in range(n)]
-
 
 SHAPES = ("tiny", "smollm2-135m", "llama2-7b")
+#: name -> (minimum ratio, or maximum for hours; what it compares)
+TARGETS = {
+    "gen_vllm_vs_hf": (8.0, "vLLM vs HF generate + peft, one adapter"),
+    "gen_mixed8_vs_single": (0.8, "a batch mixing 8 adapters vs one adapter"),
+    "train_packed_vs_dynamic": (1.5, "training useful tok/s, packed varlen vs dynamic padding"),
+    "train_packed_vs_fixed": (3.0, "training useful tok/s, packed varlen vs fixed padding"),
+    "train_k_vs_separate": (2.0, "K adapters per step vs K separate runs (one adapter per step)"),
+    "study_gpu_hours": (20.0, "projected whole study, GPU-hours on this GPU (at most)"),
+}
 
 
-def llama_config(shape: str, device: str = "cpu"):
+def llama_config(shape: str, device: str = "cpu") -> tuple[Any, torch.dtype]:
     """Random-weight Llama config and dtype for ``shape`` (fp32 on CPU, bf16 on CUDA for the real shapes)."""
     from transformers import LlamaConfig
 
@@ -56,49 +60,8 @@ def llama_config(shape: str, device: str = "cpu"):
                        num_attention_heads=32, num_key_value_heads=32), dtype
 
 
-def build_model(shape: str, device: str):
-    from peft import LoraConfig, get_peft_model
-    # built directly in its dtype (a 7B model built in fp32 and then cast would first take ~27 GB on the GPU)
-    base = random_base(shape, device).train()
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    prepare_model_for_packing(model)
-    return model, base.config.vocab_size
-
-
-def examples(lengths: list[int], vocab: int, rng: random.Random) -> list[dict]:
-    out = []
-    for n in lengths:
-        ids = [rng.randrange(10, vocab) for _ in range(n)]
-        p = n // 2
-        out.append({"input_ids": ids, "labels": [-100] * p + ids[p:]})
-    return out
-
-
-def run(model, batches, device: str) -> float:
-    """Useful (non-pad) tokens per second over the batches, forward + backward."""
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    useful, start = 0, None
-    for i, batch in enumerate(batches):
-        if i == 1:  # first step is warm-up
-            _sync(device)
-            start, useful = time.perf_counter(), 0
-        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
-        loss = model(**inputs, use_cache=False).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        useful += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-    _sync(device)
-    return useful / (time.perf_counter() - start)
-
-# ------------------------------------------------------------------------------------------------ generation
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def random_base(shape: str, device: str):
-    """A random Llama of ``shape`` built directly in its dtype on ``device``."""
+def random_base(shape: str, device: str) -> Any:
+    """A random Llama of ``shape`` built directly in its dtype on ``device`` (a 7B built in fp32 would need 27 GB)."""
     from transformers import LlamaForCausalLM
 
     cfg, dtype = llama_config(shape, device)
@@ -111,160 +74,164 @@ def random_base(shape: str, device: str):
     finally:
         torch.set_default_dtype(previous)
     model.set_attn_implementation("sdpa")
-    return model.eval()
+    return model
 
 
-def write_adapters(model, root: Path, n: int, r: int = 8, seed: int = 0) -> dict[str, str]:
-    """``n`` random LoRA adapters (r8, alpha 16, q/v) written as peft folders, without touching ``model``."""
-    from peft import LoraConfig
-    from safetensors.torch import save_file
+def versions(device: str) -> dict[str, Any]:
+    import importlib.metadata as md
 
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for a in range(n):
-        folder = root / f"adapter{a}"
-        folder.mkdir(parents=True, exist_ok=True)
-        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM").save_pretrained(folder)
-        state = {}
-        for name, mod in model.named_modules():
-            if name.endswith(("q_proj", "v_proj")) and isinstance(mod, torch.nn.Linear):
-                state[f"base_model.model.{name}.lora_A.weight"] = torch.randn(r, mod.in_features, generator=g) * 0.02
-                state[f"base_model.model.{name}.lora_B.weight"] = torch.randn(mod.out_features, r, generator=g) * 0.02
-        save_file({k: v.to(model.dtype).contiguous() for k, v in state.items()}, str(folder / "adapter_model.safetensors"))
-        out[f"adapter{a}"] = str(folder)
+    found = {"python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("transformers", "peft", "lightning", "vllm", "flash-attn"):
+        try:
+            found[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            found[pkg] = None
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        found.update({"gpu": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1),
+                      "cuda": torch.version.cuda})
+    return found
+
+
+def defaults(args: argparse.Namespace) -> None:
+    """Sizes per machine: the study's shapes on CUDA, small ones on CPU."""
+    gpu = args.device == "cuda" and args.shape != "tiny"
+    picks = {"max_len": 512 if gpu else 128, "steps": 8 if gpu else 3, "warmup": 2 if gpu else 1,
+             "k": 8 if gpu else 2, "gen_batch": 256 if gpu else 8, "gen_tokens": 64 if gpu else 8,
+             "vllm_prompts": 2048, "prompt_len": 64, "repeats": 1}
+    for key, value in picks.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def ratios(train: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any]:
+    """Every target ratio from the rows measured in this run (None: a row did not run)."""
+    rate = {k: v.get("tok_s") for k, v in train.items()}
+    packed = rate.get("packed_varlen") or rate.get("packed_dense_mask")
+    vllm = gen.get("vllm_single_tok_s") is not None
+    mixed_on = "vllm" if vllm else "hf"
+    return {"train_packed_vs_dynamic": ratio(packed, rate.get("dynamic_padding")),
+            "train_packed_vs_fixed": ratio(packed, rate.get("fixed_padding")),
+            "train_k_vs_separate": ratio(rate.get("k_adapters"), packed),
+            "gen_vllm_vs_hf": ratio(gen.get("vllm_single_tok_s"), gen.get("hf_single_tok_s")),
+            "gen_mixed8_vs_single": ratio(gen.get(f"{mixed_on}_mixed8_tok_s"), gen.get(f"{mixed_on}_single_tok_s")),
+            "gen_mixed8_backend": mixed_on}
+
+
+def study_projection(train: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any]:
+    """GPU-hours from the best training path (K adapters) and generation path (vLLM mixed, else HF single)."""
+    out: dict[str, Any] = {"tokens": projection.study_tokens()}
+    train_rate = train.get("k_adapters", {}).get("tok_s") or train.get("packed_varlen", {}).get("tok_s")
+    gen_rate = gen.get("vllm_mixed8_tok_s") or gen.get("hf_single_tok_s")
+    if train_rate and gen_rate:
+        out["best"] = {**projection.project(train_rate, gen_rate), "train_rate": train_rate, "gen_rate": gen_rate,
+                       "gen_backend": "vllm" if gen.get("vllm_mixed8_tok_s") else "hf"}
+    baseline = train.get("dynamic_padding", {}).get("tok_s")
+    if baseline and gen.get("hf_single_tok_s"):
+        out["baseline_dynamic_padding_hf"] = projection.project(baseline, gen["hf_single_tok_s"])
     return out
 
 
-def random_prompts(batch: int, vocab: int, rng: random.Random, lo: int, hi: int):
-    """Left-padded random prompts of lengths in [lo, hi] (pad id 0)."""
-    lengths = [rng.randint(lo, hi) for _ in range(batch)]
-    width = max(lengths)
-    ids = torch.zeros(batch, width, dtype=torch.long)
-    mask = torch.zeros(batch, width, dtype=torch.long)
-    for i, n in enumerate(lengths):
-        ids[i, width - n:] = torch.tensor([rng.randrange(3, vocab) for _ in range(n)])
-        mask[i, width - n:] = 1
-    return ids, mask
+def target_lines(result: dict[str, Any]) -> list[str]:
+    """``PASS``/``FAIL``/``UNMEASURED`` per target, from this run's ratios."""
+    lines = []
+    values = dict(result["ratios"])
+    values["study_gpu_hours"] = result["projection"].get("best", {}).get("total_hours")
+    for name, (bound, what) in TARGETS.items():
+        value = values.get(name)
+        if value is None:
+            reason = result["generation"].get("vllm_skipped", "a row did not run") if "vllm" in name else \
+                "a row did not run"
+            lines.append(f"UNMEASURED {what}: {reason}")
+            continue
+        ok = value <= bound if name == "study_gpu_hours" else value >= bound
+        op, unit = ("<=", " h") if name == "study_gpu_hours" else (">=", "x")
+        lines.append(f"{'PASS' if ok else 'FAIL'} {what}: {value}{unit} (target {op} {bound}{unit})")
+    return lines
 
 
-def timed(fn, device: str, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def bench_generation(shape: str, device: str, batch: int, new_tokens: int, repeats: int) -> dict:
-    """New tokens/s of HF generate + peft on one batch: one adapter for every row vs 8 adapters mixed per row
-    (peft's ``adapter_names``, what ``backend: hf`` does for batches mixing conditions)."""
-    import tempfile
-
-    from peft import PeftModel
-
-    rng = random.Random(1)
-    base = random_base(shape, device)
+def run_generation(base: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """HF rows on ``base``; then, when vLLM is importable, the model is saved, freed, and vLLM measured."""
     vocab = base.config.vocab_size
-    lo, hi = (16, 48) if device == "cpu" or shape == "tiny" else (64, 256)
-    ids, mask = random_prompts(batch, vocab, rng, lo, hi)
-    ids, mask = ids.to(device), mask.to(device)
-    tokens = batch * new_tokens
-    res: dict = {"gen_batch": batch, "gen_new_tokens_per_row": new_tokens, "gen_prompt_len_range": [lo, hi],
-                 "gen_sampling": "temperature 1.0, top_p 0.9, EOS ignored (fixed-length rows)"}
+    prompts = bench_gen.random_prompts(max(args.gen_batch, args.vllm_prompts), args.prompt_len, vocab)
+    row: dict[str, Any] = {"prompt_len": args.prompt_len, "new_tokens": args.gen_tokens,
+                           "sampling": "temperature 0.1, top-p 0.75, EOS ignored"}
     with tempfile.TemporaryDirectory() as tmp:
-        adapters = write_adapters(base, Path(tmp), 8)
-        names = list(adapters)
-        peft_model = PeftModel.from_pretrained(base, adapters[names[0]], adapter_name=names[0]).eval()
-        for name in names[1:]:
-            peft_model.load_adapter(adapters[name], adapter_name=name)
-        peft_model.set_adapter(names[0])
-
-        def hf(rows=None):
-            def go():
-                torch.manual_seed(0)
-                extra = {"adapter_names": rows} if rows else {}
-                with torch.no_grad():
-                    out = peft_model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
-                                              min_new_tokens=new_tokens, do_sample=True, temperature=1.0, top_p=0.9,
-                                              top_k=0, pad_token_id=0, **extra)
-                assert out.shape[1] - ids.shape[1] == new_tokens
-            return go
-
-        single = tokens / timed(hf(), device, repeats)
-        mixed = tokens / timed(hf([names[i % 8] for i in range(batch)]), device, repeats)
-    res.update({"hf_generate_tok_s": round(single, 1), "hf_mixed_8_adapters_tok_s": round(mixed, 1),
-                "mixed_vs_single": round(mixed / single, 3), "target_mixed_vs_single": TARGET_MIXED_VS_SINGLE})
-    res["meets_mixed_target"] = res["mixed_vs_single"] >= TARGET_MIXED_VS_SINGLE
-    res["study_generation_hours_projected_hf"] = round(STUDY_GEN_TOKENS / res["hf_generate_tok_s"] / 3600, 2)
-    res["study_generation_hours_projected_hf_mixed"] = round(STUDY_GEN_TOKENS / mixed / 3600, 2)
-    return res
+        adapters = bench_gen.write_adapters(base, Path(tmp), bench_gen.N_ADAPTERS)
+        row.update(bench_gen.bench_hf(base, adapters, prompts, device=args.device, batch=args.gen_batch,
+                                      new_tokens=args.gen_tokens, repeats=args.repeats))
+        missing = bench_gen.vllm_missing() if args.device == "cuda" else "vLLM rows run on CUDA only"
+        if missing:
+            row["vllm_skipped"] = missing
+            return row
+        base.save_pretrained(Path(tmp) / "base", safe_serialization=True)
+        base.to("meta")  # free the GPU for vLLM's own copy
+        torch.cuda.empty_cache()
+        row.update(bench_gen.bench_vllm(Path(tmp) / "base", adapters, prompts[: args.vllm_prompts],
+                                        new_tokens=args.gen_tokens, gpu_memory_utilization=args.vllm_memory))
+    return row
 
 
-def main(argv: list[str] | None = None) -> dict:
+def finish(result: dict[str, Any], out: Path) -> None:
+    """Ratios, projection and target lines from the rows so far, written atomically to ``out``."""
+    result["ratios"] = ratios(result["training"], result["generation"])
+    result["projection"] = study_projection(result["training"], result["generation"])
+    result["targets"] = target_lines(result)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--shape", choices=SHAPES, default=None, help="model shape (default: llama2-7b on cuda, smollm2-135m on cpu)")
+    ap.add_argument("--shape", choices=SHAPES, default=None, help="default: llama2-7b on cuda, smollm2-135m on cpu")
     ap.add_argument("--tiny", action="store_true", help="same as --shape tiny")
-    ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--only", choices=["train", "gen", "all"], default="all")
-    ap.add_argument("--gen-batch", type=int, default=None, help="rows per generation batch (tiny 16, cuda 64)")
-    ap.add_argument("--gen-tokens", type=int, default=None, help="new tokens per row (tiny 32, cuda 128)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed generation repeats after a warm-up (best kept)")
+    for name, help_text in (("max-len", "fixed padding length and longest example (512 GPU, 128 CPU)"),
+                            ("steps", "timed training steps per row"), ("warmup", "untimed first steps per row"),
+                            ("k", "adapters per step in the K-adapter row"), ("gen-batch", "HF generate batch"),
+                            ("gen-tokens", "new tokens per prompt"), ("vllm-prompts", "prompts submitted to vLLM"),
+                            ("prompt-len", "prompt tokens"), ("repeats", "timed generation repeats (best kept)")):
+        ap.add_argument(f"--{name}", type=int, default=None, help=help_text)
+    ap.add_argument("--no-flex", action="store_true", help="skip the flex_attention row (it compiles)")
+    ap.add_argument("--vllm-memory", type=float, default=0.6, help="vLLM gpu_memory_utilization")
     ap.add_argument("--out", default=None, help="results JSON (default perf/results/<device>-<shape>-<date>.json)")
     args = ap.parse_args(argv)
     args.shape = "tiny" if args.tiny else (args.shape or ("llama2-7b" if args.device == "cuda" else "smollm2-135m"))
+    defaults(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
     cpu_like = args.shape == "tiny" or args.device == "cpu"
-    result = {"device": args.device, "shape": args.shape, "date": str(date.today()),
-              "label": "CPU: NOT representative of GPU" if cpu_like else "GPU",
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
-    if args.device == "cuda":
-        result["gpu"] = torch.cuda.get_device_name(0)
+    result: dict[str, Any] = {"device": args.device, "shape": args.shape, "date": str(date.today()),
+                              "label": "CPU: NOT representative of GPU" if cpu_like else "GPU",
+                              "versions": versions(args.device), "threads": torch.get_num_threads(),
+                              "settings": {k: v for k, v in vars(args).items() if k != "out"},
+                              "training": {}, "generation": {}}
+    out = Path(args.out) if args.out else HERE / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
+    base = random_base(args.shape, args.device)
     if args.only in ("train", "all"):
-        result.update(bench_training(args))
-        print(f"packed vs padded training: {result['train_speedup']:.2f}x useful tokens/s (target >= 2.0x); "
-              f"study training ({STUDY_ADAPTERS} x {TRAIN_TOKENS_PER_ADAPTER / 1e6:.0f}M tokens): "
-              f"{result['study_training_hours_projected_packed']} h packed vs "
-              f"{result['study_training_hours_projected_padded']} h padded" + ("  [CPU: says nothing about GPU]" if cpu_like else ""))
+        from peft import get_peft_model
+
+        model = get_peft_model(base, bench_train.lora_config())
+        _, base = bench_train.bench_training(
+            model.train(), base.config.vocab_size, device=args.device, max_len=args.max_len, steps=args.steps,
+            warmup=args.warmup, k=args.k, flex=not args.no_flex, dtype=llama_config(args.shape, args.device)[1],
+            rows=result["training"], on_row=lambda: finish(result, out))  # a stopped run keeps its rows
     if args.only in ("gen", "all"):
-        result.update(bench_generation(args.shape, args.device, args.gen_batch or (16 if cpu_like else 64),
-                                       args.gen_tokens or (32 if cpu_like else 128), args.repeats or (2 if cpu_like else 3)))
-        print(f"HF + peft, 8 adapters mixed vs single: {result['mixed_vs_single']:.0%} "
-              f"(target >= {TARGET_MIXED_VS_SINGLE:.0%}); study generation ({STUDY_GEN_TOKENS / 1e6:.0f}M new tokens): "
-              f"{result['study_generation_hours_projected_hf']} h HF" + ("  [CPU: says nothing about GPU]" if cpu_like else ""))
-    print(json.dumps(result, indent=2))
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"{args.device}-{args.shape}-{date.today()}.json"
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        result["generation"] = run_generation(base.eval(), args)
+    finish(result, out)
+    print(json.dumps({k: result[k] for k in ("training", "generation", "ratios", "projection")}, indent=2))
+    if cpu_like:
+        print("CPU/tiny run: the lines below say nothing about GPU speed")
+    print("\n".join(result["targets"]))
     print(f"wrote {out}")
     return result
-
-
-def bench_training(args) -> dict:
-    """Useful tokens/s of padded vs packed LoRA training steps, and the study's projected training hours."""
-    rng = random.Random(0)
-    small = args.shape == "tiny" or args.device == "cpu"
-    batch_size, max_len = (8, 128) if small else (8, 512)
-    steps = args.steps or (6 if small else 20)
-    model, vocab = build_model(args.shape, args.device)
-    exs = examples(vim_like_lengths(batch_size * steps, max_len, rng), vocab, rng)
-    pad = PadCollator(0)
-    padded = [pad(exs[i:i + batch_size]) for i in range(0, len(exs), batch_size)]
-    budget = batch_size * max_len
-    packed = [PackedCollator(None)([exs[i] for i in b]) for b in pack_budget([len(e["input_ids"]) for e in exs], budget)]
-    base = run(model, padded, args.device)
-    ours = run(model, packed, args.device)
-    del model
-    if args.device == "cuda":
-        torch.cuda.empty_cache()
-    gpu_hours = STUDY_ADAPTERS * TRAIN_TOKENS_PER_ADAPTER / ours / 3600
-    return {"train_padded_useful_tok_s": round(base, 1), "train_packed_tok_s": round(ours, 1),
-            "train_speedup": round(ours / base, 3),
-            "study_training_hours_projected_packed": round(gpu_hours, 2),
-            "study_training_hours_projected_padded": round(gpu_hours * ours / base, 2)}
 
 
 if __name__ == "__main__":

@@ -74,3 +74,18 @@ def test_token_budget_sampler_covers_everything_within_budget():
     sampler.set_epoch(1)
     assert list(sampler) != batches  # reshuffled per epoch
     assert pack_budget([100, 2], 10) == [[0], [1]]  # an over-long example is kept, alone
+
+
+def test_pad_to_multiple_adds_a_separate_filler_without_loss(tiny_tokenizer, tiny_model):
+    prepare_model_for_packing(tiny_model)
+    ex = _examples(3)
+    plain = PackedCollator(tiny_tokenizer)(ex)
+    padded = PackedCollator(tiny_tokenizer, pad_to_multiple_of=16)(ex)
+    total = plain["input_ids"].shape[1]
+    assert padded["input_ids"].shape[1] % 16 == 0 and padded["input_ids"].shape[1] > total
+    filler = padded["position_ids"][0, total:].tolist()
+    assert filler == list(range(len(filler))) and (padded["labels"][0, total:] == -100).all()
+    with torch.no_grad():
+        a = tiny_model(**{k: plain[k] for k in ("input_ids", "position_ids", "labels")}).loss
+        b = tiny_model(**{k: padded[k] for k in ("input_ids", "position_ids", "labels")}).loss
+    assert abs(a.item() - b.item()) < 1e-6

@@ -47,6 +47,7 @@ class VIMModule(LightningModule):
         checkpoint_every_n_steps: int | None = 50,
         reuse_base: bool = False,
         agreement_eval_examples: int | None = 256,
+        attn_implementation: str | None = None,
     ) -> None:
         """
         Args:
@@ -66,6 +67,9 @@ class VIMModule(LightningModule):
             reuse_base: keep the base model in memory after fit for the next fit in this process (sweeps).
             agreement_eval_examples: stage-2 validation examples answered with the six candidate scores each epoch
                 for ``val/agreement_accuracy`` / ``val/agreement_mae`` (``null``: all; 0: off).
+            attn_implementation: transformers attention kernel (``sdpa``, ``flex_attention``, ``flash_attention_2``,
+                ``torch_varlen``) or ``auto`` (fastest available: varlen kernels for packed rows on CUDA, sdpa on
+                CPU); see ``vim.attention``. The kernel that ran is logged at the first step.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -83,6 +87,7 @@ class VIMModule(LightningModule):
         self.agreement_mae = MeanAbsoluteError()
         self._agreement_items: tuple[int, list[dict[str, Any]]] | None = None
         self._agreement_pending = False
+        self.attention_kernel: str | None = None  # what the first training forward ran (vim.attention)
 
     # -- model -------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -90,12 +95,17 @@ class VIMModule(LightningModule):
             return
         from peft import LoraConfig, get_peft_model
 
+        from vim.attention import resolve_for_module
+
+        attn = resolve_for_module(self.hparams.attn_implementation, self, self.hparams.dtype)
         key = (self.model_name, self.hparams.dtype)
         base = VIMModule._BASE_CACHE.pop(key, None) if self.hparams.reuse_base else None
+        if base is not None and attn is not None:
+            base.set_attn_implementation(attn)
         if base is None:
             from valueharms.model_loading import load_model
 
-            base = load_model(self.model_name, dtype=self.hparams.dtype)
+            base = load_model(self.model_name, dtype=self.hparams.dtype, attn_implementation=attn)
         if self.hparams.gradient_checkpointing:
             base.gradient_checkpointing_enable()
             base.enable_input_require_grads()
@@ -180,6 +190,10 @@ class VIMModule(LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self._forward(batch)
+        if self.attention_kernel is None:
+            from vim.attention import log_kernel
+
+            self.attention_kernel = log_kernel(self.net, batch)
         self._log_losses("train", batch, out)
         return out.loss
 

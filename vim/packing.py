@@ -46,13 +46,17 @@ class PackedCollator:
         tokenizer: kept for interface parity with the padding collator (packing needs no pad token).
         max_tokens: when set, a batch longer than this raises (the token-budget sampler should prevent it).
         flash_kwargs: also return ``cu_seq_lens_*``/``max_length_*`` for flash-attention varlen kernels.
+        pad_to_multiple_of: append one filler segment (pad ids, labels -100, its own positions) so the row length
+            is a multiple of this: compiled kernels (flex_attention) then see few distinct shapes.
     """
 
-    def __init__(self, tokenizer: Any = None, max_tokens: int | None = None, *, flash_kwargs: bool = False) -> None:
+    def __init__(self, tokenizer: Any = None, max_tokens: int | None = None, *, flash_kwargs: bool = False,
+                 pad_to_multiple_of: int | None = None) -> None:
         from transformers import DataCollatorWithFlattening
 
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
+        self.pad_to_multiple_of = pad_to_multiple_of
         self._flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX,
                                                    return_flash_attn_kwargs=flash_kwargs, return_tensors="pt")
 
@@ -68,6 +72,10 @@ class PackedCollator:
             if len(ex["labels"]) != len(ex["input_ids"]):
                 raise ValueError("each example needs labels as long as its input_ids")
             features.append({"input_ids": list(ex["input_ids"]), "labels": list(ex["labels"])})
+        filler = -total % self.pad_to_multiple_of if self.pad_to_multiple_of else 0
+        if filler:
+            pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
+            features.append({"input_ids": [pad_id] * filler, "labels": [IGNORE_INDEX] * filler})
         batch = dict(self._flatten(features))
         batch["num_examples"] = len(examples)
         stages = {int(ex.get("stage", 1)) for ex in examples}

@@ -186,6 +186,7 @@ def sweep(
     dry_run: bool = False,
     overrides: list[str] | None = None,
     reuse_base: bool = True,
+    adapters_per_step: int = 1,
 ) -> list[str]:
     """Train one adapter per distribution (skipping complete ones), or write a SLURM array script.
 
@@ -202,6 +203,8 @@ def sweep(
         dry_run: print what would be trained and stop.
         overrides: extra LightningCLI flags passed to every fit (e.g. ``--trainer.limit_train_batches=10``).
         reuse_base: keep the base model in memory between fits of one process.
+        adapters_per_step: train this many adapters at once on one base model, each with its own data, optimizer
+            and best epoch (``vim.multi_adapter``; one process, one device).
     """
     if not Path(config).is_file():
         raise InputError(config, None, None, "config file not found")
@@ -226,6 +229,11 @@ def sweep(
         return [str(Path(out) / n) for n in wanted]
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
     print(f"sweep: {len(todo)} to train, {len(wanted) - len(todo)} complete (skipped)")
+    if adapters_per_step > 1:
+        from vim.multi_adapter import run_groups
+
+        run_groups(config, distributions, todo, out, extra, adapters_per_step, dry_run=dry_run)
+        return [str(Path(out) / n) for n in (todo if dry_run else wanted)]
     devices = visible_gpus(gpus) if todo else []
     split = len(devices) > 1 and len(todo) > 1 and _one_gpu_per_fit(config, extra)
     if dry_run:
