@@ -131,10 +131,6 @@ class Benchmark:
         return self.spec.fmt
 
     @property
-    def measure(self) -> str:
-        return self.spec.measure
-
-    @property
     def decoding(self) -> Decoding:
         return self.spec.decoding
 

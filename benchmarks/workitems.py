@@ -110,7 +110,7 @@ class GenerationPlan:
                             groups[tuple(values)] = (spec, self._group_json(cond, spec, decoding, stop))
                         spec, group_json = groups[tuple(values)]
                         fp = fingerprint(group_json, item.prompt)
-                        out += [WorkItem(f"{name}|{cond.name}|{mit}|{item.id}|{s}", name, bench.measure, item, cond,
+                        out += [WorkItem(f"{name}|{cond.name}|{mit}|{item.id}|{s}", name, bench.spec.measure, item, cond,
                                          mit, spec, s, decoding, stop, fp) for s in range(decoding.samples)]
         return out
 

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from judges.base import Judgement, check_measure
+from judges.base import Judgement, batched, check_measure
 
 CHECKPOINT_FILES = {
     "original": "toxic_original-c1212f89.ckpt",
@@ -80,8 +80,7 @@ class DetoxifyJudge:
               ) -> list[Judgement]:
         check_measure(self, measure)
         out: list[Judgement] = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start : start + self.batch_size]
+        for chunk in batched(texts, self.batch_size):
             preds = {k: (v if isinstance(v, (list, tuple)) else [v])  # one text comes back as scalars
                      for k, v in self.model.predict(chunk).items()}
             for i in range(len(chunk)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judges.base import Judgement, check_measure
+from judges.base import Judgement, batched, check_measure
 from valueharms.errors import InputError
 
 DEFAULT_MODEL = "sasha/regardv3"
@@ -59,8 +59,7 @@ class RegardJudge:
 
         check_measure(self, measure)
         out: list[Judgement] = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start : start + self.batch_size]
+        for chunk in batched(texts, self.batch_size):
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)
             with torch.no_grad():

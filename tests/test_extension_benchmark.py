@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from valueharms.cli import main
 
@@ -24,14 +25,13 @@ def test_toy_benchmark_runs_the_whole_pipeline(tmp_path, tiny_model_dir):
     prompts.write_text("greeting: Say hello to the team.\ninsult: Tell them what you think of idiots.\n")
     run = tmp_path / "study" / "generations" / "main"
     cfg = tmp_path / "predict.yaml"
-    cfg.write_text(f"""trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false}}
-model: {{class_path: benchmarks.generation.GenerationModule, init_args: {{model: {tiny_model_dir}, greedy: false}}}}
-data:
-  class_path: benchmarks.generation.BenchmarkDataModule
-  init_args:
-    output: {run}/generations.jsonl
-    benchmarks: {{toy: {{source: {prompts}}}}}
-""")
+    config = {"trainer": {"accelerator": "cpu", "logger": False, "enable_progress_bar": False},
+              "model": {"class_path": "benchmarks.generation.GenerationModule",
+                        "init_args": {"model": str(tiny_model_dir)}},
+              "data": {"class_path": "benchmarks.generation.BenchmarkDataModule",
+                       "init_args": {"output": f"{run}/generations.jsonl",
+                                     "benchmarks": {"toy": {"source": str(prompts)}}}}}
+    cfg.write_text(yaml.safe_dump(config))
     assert main(["predict", "--config", str(cfg)]) == 0
     records = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
     # the spec's decoding (2 samples of 4 tokens) and measure reach every record

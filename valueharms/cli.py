@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("valueharms.model_loading:models_command", "list model aliases / convert and cache the embedded model"),
     "push": ("valueharms.hub:push", "upload a finished adapter (peft files + model card) to the Hugging Face hub"),
 }
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+LIGHTNING_COMMANDS = ("fit", "validate", "predict")  # no module has a test step: no "test" command
 
 
 #: Library warnings that tell a valueharms user nothing: messages about the project's deliberate choices (its

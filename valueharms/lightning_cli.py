@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -111,22 +111,11 @@ def _cli_class():
 
         def fit(self, model, datamodule=None, ckpt_path=None, **kwargs):  # noqa: ANN001 (LightningCLI signature)
             check_max_epochs(self.config["fit"]["trainer"].get("max_epochs"), datamodule)
-            adapter_dir = getattr(model, "adapter_dir", None)
-            if ckpt_path is None and callable(adapter_dir):
-                from lightning.pytorch.utilities import rank_zero_info
-
-                from vim.provenance import resume_state, training_config
-
-                folder = Path(adapter_dir(getattr(datamodule, "adapter_name", None)))
-                state = resume_state(folder, training_config(model, datamodule, self.trainer),
-                                     overwrite=self.overwrite_requested(), may_delete=_first_process())
+            if ckpt_path is None and callable(getattr(model, "adapter_dir", None)):
+                folder, state = _resume_state(self, model, datamodule)
                 if state.complete:
-                    rank_zero_info(f"adapter {folder} is already complete with this config: nothing to train "
-                                   "(--overwrite true retrains it)")
                     return None
-                if state.checkpoint is not None:
-                    rank_zero_info(f"resuming from {state.checkpoint}")
-                    ckpt_path = str(state.checkpoint)
+                ckpt_path = str(state.checkpoint) if state.checkpoint is not None else None
                 self._default_logger(folder)
             return _interruptible(self.trainer, self.trainer.fit, model, datamodule=datamodule, ckpt_path=ckpt_path,
                                   **kwargs)
@@ -155,10 +144,25 @@ def _cli_class():
         def validate(self, model, datamodule=None, **kwargs):  # noqa: ANN001 (LightningCLI signature)
             return _interruptible(self.trainer, self.trainer.validate, model, datamodule=datamodule, **kwargs)
 
-        def test(self, model, datamodule=None, **kwargs):  # noqa: ANN001 (LightningCLI signature)
-            return _interruptible(self.trainer, self.trainer.test, model, datamodule=datamodule, **kwargs)
-
     return ValueHarmsCLI
+
+
+def _resume_state(cli: Any, model: Any, datamodule: Any) -> tuple[Path, Any]:
+    """Where a fit stands: already complete with this config (nothing to train), a checkpoint to resume from, or
+    a fresh start; a different recorded config is refused (or discarded with ``--overwrite true``)."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from vim.provenance import resume_state, training_config
+
+    folder = Path(model.adapter_dir(getattr(datamodule, "adapter_name", None)))
+    state = resume_state(folder, training_config(model, datamodule, cli.trainer),
+                         overwrite=cli.overwrite_requested(), may_delete=_first_process())
+    if state.complete:
+        rank_zero_info(f"adapter {folder} is already complete with this config: nothing to train "
+                       "(--overwrite true retrains it)")
+    elif state.checkpoint is not None:
+        rank_zero_info(f"resuming from {state.checkpoint}")
+    return folder, state
 
 
 def _interruptible(trainer: object, method: Callable, *args: object, **kwargs: object) -> object:

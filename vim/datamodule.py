@@ -308,12 +308,12 @@ class InstructionDataModule(_TextDataModule):
         limit: int | None = None,
         val_fraction: float = 0.02,
         epochs: int = 1,
+        batch_size: int = 1,
         max_length: int = 2048,
         truncation: Truncation = "keep_target",
-        batch_size: int = 1,
-        num_workers: int = 0,
         use_chat_template: bool | None = False,
         packing: bool = False,
+        num_workers: int = 0,
         seed: int = 42,
     ) -> None:
         """
