@@ -37,7 +37,7 @@ FAST = {"max_examples": 8, "max_prompts": 2, "limit": 1, "prompts_per_benchmark"
         "samples_per_prompt": 1, "num_samples": 1, "epochs_per_stage": 1, "max_length": 128,
         "max_categories": 2}
 #: Trainer caps of a fast fit: every stage's epoch runs, on at most this many batches.
-FAST_TRAINER = {"limit_train_batches": 2, "limit_val_batches": 1}
+FAST_TRAINER = {"limit_train_batches": 1, "limit_val_batches": 1}
 #: Facts of a step's result kept in the state file (the benchmark line reports them on every rerun).
 STEP_FACTS = {"pvq": ("mode", "unparseable", "answers")}
 #: ICL conditions of a fast PVQ (the fast predict config likewise keeps one ICL profile).

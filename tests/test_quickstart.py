@@ -27,7 +27,7 @@ def test_derived_config_rewrites_paths_model_and_sizes(tmp_path):
     assert cfg["model"]["init_args"] == {"model": "/m/tiny", "adapter_dir": f"{tmp_path}/study/adapters/{{name}}"}
     assert cfg["trainer"]["default_root_dir"] == f"{tmp_path}/study/logs"
     # fast caps batches per epoch, never total steps (a step cap would stop training inside stage 1)
-    assert cfg["trainer"]["limit_train_batches"] == 2 and "max_steps" not in cfg["trainer"]
+    assert cfg["trainer"]["limit_train_batches"] == 1 and "max_steps" not in cfg["trainer"]
     assert cfg["data"]["init_args"]["max_examples"] == 8 and cfg["data"]["init_args"]["batch_size"] == 2
     assert cfg["data"]["init_args"]["flag"] is True
     assert cfg["data"]["init_args"]["icl_names"] == ["Pow"] and cfg["data"]["init_args"]["max_categories"] == 2
