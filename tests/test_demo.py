@@ -337,3 +337,23 @@ def test_browser_two_turn_chat(served, backend, tmp_path):
     snippets = [one.strip().split("\n")[0][:20], two.strip().split("\n")[0][:20]]
     for text in ("My name is Alice.", "What is my name?", *snippets):
         assert text.strip() and text.strip() in body, (text, body[:500])
+
+
+def test_demo_command_hints_the_share_flag(tiny_model_dir, runs, monkeypatch, capsys):
+    """``valueharms demo RUN`` finds RUN's adapters and points at ``--share``, not at Gradio's launch() argument."""
+    import gradio as gr
+
+    from demo.app import demo
+
+    launched = {}
+
+    def fake_launch(self, **kwargs):
+        launched.update(kwargs)
+        self.local_url = "http://127.0.0.1:1/"
+
+    monkeypatch.setattr(gr.Blocks, "launch", fake_launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    demo(str(runs), model=str(tiny_model_dir), judge="none")
+    out = capsys.readouterr().out
+    assert "adapters: Ben, Pow" in out and "rerun with --share" in out and "share=True" not in out
+    assert launched["quiet"] and launched["share"] is False
