@@ -109,9 +109,10 @@ class Steps:
             console.print(f"[dim]✓ [{step}/{total}] {name}: done earlier, skipped[/dim]")
             return None
         console.rule(f"quickstart [{step}/{total}]: {name}")
-        start = time.time()
+        start, cpu = time.time(), time.process_time()
         result = fn()
-        self.state[name] = {"done": True, "seconds": round(time.time() - start, 1)}
+        self.state[name] = {"done": True, "seconds": round(time.time() - start, 1),
+                            "cpu_seconds": round(time.process_time() - cpu, 1)}
         if isinstance(result, dict):  # facts a later summary reports (PVQ's unparseable count)
             self.state[name].update({k: result[k] for k in STEP_FACTS.get(name, ()) if k in result})
         atomic_write_json(self.path, self.state)
@@ -167,14 +168,18 @@ def quickstart(out: str = DEFAULT_OUT, model: str = DEFAULT_MODEL, names: str = 
 
 
 def benchmark_line(state: dict[str, Any], names: list[str], wall: float, fast: bool) -> str:
-    """One line with each step's seconds (as recorded when it ran) and this invocation's wall time."""
+    """One line with each step's wall seconds (as recorded when it ran, CPU seconds of this process in brackets:
+    on a shared machine wall time says more about the neighbours than about the code) and this run's wall time."""
     import os
 
-    parts = [f"{n} {state.get(n, {}).get('seconds', float('nan')):.1f}s" for n in names]
+    def seconds(key: str) -> list[float]:
+        return [float(state.get(n, {}).get(key, float("nan"))) for n in names]
+
+    parts = [f"{n} {w:.1f}s (cpu {c:.1f}s)" for n, w, c in zip(names, seconds("seconds"), seconds("cpu_seconds"))]
     pvq = state.get("pvq", {})
     extra = f"; PVQ unparseable {pvq['unparseable']} of {pvq['answers']}" if "unparseable" in pvq else ""
     return (f"quickstart benchmark ({'fast' if fast else 'full'}, {os.cpu_count()} CPUs): {', '.join(parts)}; "
-            f"steps total {sum(state.get(n, {}).get('seconds', 0.0) for n in names):.1f}s; "
+            f"steps total {sum(seconds('seconds')):.1f}s (cpu {sum(seconds('cpu_seconds')):.1f}s); "
             f"this run {wall:.1f}s wall{extra}")
 
 

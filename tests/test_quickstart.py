@@ -53,9 +53,11 @@ def test_check_stages_refuses_an_adapter_trained_on_stage1_only(tmp_path):
 
 
 def test_benchmark_line_reports_steps_total_and_pvq():
-    state = {"fit": {"seconds": 10.0}, "pvq": {"seconds": 5.5, "unparseable": 0, "answers": 160}}
+    state = {"fit": {"seconds": 10.0, "cpu_seconds": 15.0},
+             "pvq": {"seconds": 5.5, "cpu_seconds": 9.0, "unparseable": 0, "answers": 160}}
     line = benchmark_line(state, ["fit", "pvq"], 20.0, fast=True)
-    assert "fit 10.0s, pvq 5.5s" in line and "steps total 15.5s" in line and "20.0s wall" in line
+    assert "fit 10.0s (cpu 15.0s), pvq 5.5s (cpu 9.0s)" in line and "steps total 15.5s (cpu 24.0s)" in line
+    assert "20.0s wall" in line
     assert "PVQ unparseable 0 of 160" in line
 
 
