@@ -36,8 +36,9 @@ DEFAULT_MODEL = "smollm2-135m"
 FAST = {"max_examples": 8, "max_prompts": 2, "limit": 1, "prompts_per_benchmark": 2, "max_new_tokens": 4,
         "samples_per_prompt": 1, "num_samples": 1, "epochs_per_stage": 1, "max_length": 128,
         "max_categories": 2}
-#: Trainer caps of a fast fit: every stage's epoch runs, on at most this many batches.
+#: Trainer caps of a fast fit: every stage's epoch runs, on at most this many batches (of FAST_FIT_DATA's size).
 FAST_TRAINER = {"limit_train_batches": 1, "limit_val_batches": 1}
+FAST_FIT_DATA = {"batch_size": 2}
 #: Facts of a step's result kept in the state file (the benchmark line reports them on every rerun).
 STEP_FACTS = {"pvq": ("mode", "unparseable", "answers")}
 #: ICL conditions of a fast PVQ (the fast predict config likewise keeps one ICL profile).
@@ -89,6 +90,7 @@ def derived_config(src: str | Path, dst: Path, out: str, model: str, fast: bool,
     config = _rewrite(yaml.safe_load(src.read_text(encoding="utf-8")) or {}, out, model, fast)
     if fast and fast_trainer:
         config.setdefault("trainer", {}).update(FAST_TRAINER)
+        config.setdefault("data", {}).setdefault("init_args", {}).update(FAST_FIT_DATA)
     atomic_write_text(dst, yaml.safe_dump(config, sort_keys=False))
     return dst
 

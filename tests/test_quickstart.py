@@ -20,7 +20,7 @@ def test_derived_config_rewrites_paths_model_and_sizes(tmp_path):
     src.write_text(yaml.safe_dump({
         "trainer": {"default_root_dir": "runs/quickstart/logs"},
         "model": {"init_args": {"model": "smollm2-135m", "adapter_dir": "runs/quickstart/adapters/{name}"}},
-        "data": {"init_args": {"max_examples": 32, "batch_size": 2, "arguments": "samples/none.tsv", "flag": True,
+        "data": {"init_args": {"max_examples": 32, "batch_size": 4, "arguments": "samples/none.tsv", "flag": True,
                                    "icl_names": ["Pow", "Uni"], "max_categories": None}}}))
     cfg = yaml.safe_load(derived_config(src, tmp_path / "out.yaml", str(tmp_path / "study"), "/m/tiny", fast=True,
                                         fast_trainer=True).read_text())
@@ -29,6 +29,9 @@ def test_derived_config_rewrites_paths_model_and_sizes(tmp_path):
     # fast caps batches per epoch, never total steps (a step cap would stop training inside stage 1)
     assert cfg["trainer"]["limit_train_batches"] == 1 and "max_steps" not in cfg["trainer"]
     assert cfg["data"]["init_args"]["max_examples"] == 8 and cfg["data"]["init_args"]["batch_size"] == 2
+    kept = yaml.safe_load(derived_config(src, tmp_path / "o2.yaml", "s", "m", fast=True).read_text())  # predict-style
+    assert "limit_train_batches" not in kept["trainer"] and kept["data"]["init_args"]["max_examples"] == 8
+    assert kept["data"]["init_args"]["batch_size"] == 4
     assert cfg["data"]["init_args"]["flag"] is True
     assert cfg["data"]["init_args"]["icl_names"] == ["Pow"] and cfg["data"]["init_args"]["max_categories"] == 2
 
