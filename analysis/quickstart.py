@@ -11,8 +11,8 @@ benchmark line: seconds per step and in total.
 The shipped configs (``configs/vim/quickstart.yaml``, ``configs/predict/quickstart.yaml``) are copied into
 ``OUT/configs/`` with ``runs/quickstart`` replaced by ``out``, the model alias replaced by ``model`` and,
 with ``fast=True``, sizes shrunk (so tests can run it with a tiny model in a temp folder). A fast fit still trains
-both VIM stages: it caps the batches per epoch (``limit_train_batches``), never the total steps, which would stop
-training inside stage 1.
+both VIM stages: it cuts the data to one batch per stage, never the total steps, which would stop training inside
+stage 1.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ DEFAULT_MODEL = "smollm2-135m"
 FAST = {"max_examples": 8, "max_prompts": 2, "limit": 1, "prompts_per_benchmark": 2, "max_new_tokens": 4,
         "samples_per_prompt": 1, "num_samples": 1, "epochs_per_stage": 1, "max_length": 128,
         "max_categories": 2}
-#: Trainer caps of a fast fit: every stage's epoch runs, on at most this many batches (of FAST_FIT_DATA's size).
-FAST_TRAINER = {"limit_train_batches": 1, "limit_val_batches": 1}
-FAST_FIT_DATA = {"batch_size": 2}
+#: Data of a fast fit: one batch per stage to train on (validation gets a quarter: one example). The data is cut,
+#: not the Trainer's steps or batches: a step cap would stop training inside stage 1, and a batch cap given as
+#: ``limit_train_batches: 1`` can be read as the fraction 1.0 (all batches) by LightningCLI's parser.
+FAST_FIT_DATA = {"batch_size": 2, "max_examples": 2}
 #: Facts of a step's result kept in the state file (the benchmark line reports them on every rerun).
 STEP_FACTS = {"pvq": ("mode", "unparseable", "answers")}
 #: ICL conditions of a fast PVQ (the fast predict config likewise keeps one ICL profile).
@@ -82,14 +83,13 @@ def _rewrite(node: Any, out: str, model: str, fast: bool) -> Any:
     return node
 
 
-def derived_config(src: str | Path, dst: Path, out: str, model: str, fast: bool, fast_trainer: bool = False) -> Path:
+def derived_config(src: str | Path, dst: Path, out: str, model: str, fast: bool, fast_fit: bool = False) -> Path:
     """Write ``src`` rewritten for this quickstart to ``dst``."""
     src = repo_path(src)
     if not src.is_file():
         raise InputError(src, None, None, "quickstart config not found (is the project checkout complete?)")
     config = _rewrite(yaml.safe_load(src.read_text(encoding="utf-8")) or {}, out, model, fast)
-    if fast and fast_trainer:
-        config.setdefault("trainer", {}).update(FAST_TRAINER)
+    if fast and fast_fit:
         config.setdefault("data", {}).setdefault("init_args", {}).update(FAST_FIT_DATA)
     atomic_write_text(dst, yaml.safe_dump(config, sort_keys=False))
     return dst
@@ -145,7 +145,7 @@ def quickstart(out: str = DEFAULT_OUT, model: str = DEFAULT_MODEL, names: str = 
     out_dir.mkdir(parents=True, exist_ok=True)
     names_path, dist_path = repo_path(names), repo_path(distributions)
     cfg_dir = out_dir / "configs"
-    fit_cfg = derived_config(fit_config, cfg_dir / "fit.yaml", str(out_dir), model, fast, fast_trainer=fast)
+    fit_cfg = derived_config(fit_config, cfg_dir / "fit.yaml", str(out_dir), model, fast, fast_fit=fast)
     pred_cfg = derived_config(predict_config, cfg_dir / "predict.yaml", str(out_dir), model, fast)
     from valueharms.values import read_names
 

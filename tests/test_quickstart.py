@@ -23,15 +23,14 @@ def test_derived_config_rewrites_paths_model_and_sizes(tmp_path):
         "data": {"init_args": {"max_examples": 32, "batch_size": 4, "arguments": "samples/none.tsv", "flag": True,
                                    "icl_names": ["Pow", "Uni"], "max_categories": None}}}))
     cfg = yaml.safe_load(derived_config(src, tmp_path / "out.yaml", str(tmp_path / "study"), "/m/tiny", fast=True,
-                                        fast_trainer=True).read_text())
+                                        fast_fit=True).read_text())
     assert cfg["model"]["init_args"] == {"model": "/m/tiny", "adapter_dir": f"{tmp_path}/study/adapters/{{name}}"}
     assert cfg["trainer"]["default_root_dir"] == f"{tmp_path}/study/logs"
-    # fast caps batches per epoch, never total steps (a step cap would stop training inside stage 1)
-    assert cfg["trainer"]["limit_train_batches"] == 1 and "max_steps" not in cfg["trainer"]
-    assert cfg["data"]["init_args"]["max_examples"] == 8 and cfg["data"]["init_args"]["batch_size"] == 2
+    # a fast fit cuts the data to one batch per stage, never total steps (a step cap stops training inside stage 1)
+    assert "max_steps" not in cfg["trainer"] and "limit_train_batches" not in cfg["trainer"]
+    assert cfg["data"]["init_args"]["max_examples"] == 2 and cfg["data"]["init_args"]["batch_size"] == 2
     kept = yaml.safe_load(derived_config(src, tmp_path / "o2.yaml", "s", "m", fast=True).read_text())  # predict-style
-    assert "limit_train_batches" not in kept["trainer"] and kept["data"]["init_args"]["max_examples"] == 8
-    assert kept["data"]["init_args"]["batch_size"] == 4
+    assert kept["data"]["init_args"]["max_examples"] == 8 and kept["data"]["init_args"]["batch_size"] == 4
     assert cfg["data"]["init_args"]["flag"] is True
     assert cfg["data"]["init_args"]["icl_names"] == ["Pow"] and cfg["data"]["init_args"]["max_categories"] == 2
 
@@ -75,6 +74,7 @@ def test_quickstart_end_to_end_tiny(tiny_model_dir, tmp_path, capsys):
 
     adapters = find_adapters(out / "adapters")
     assert len(adapters) == 3 and all(set(a.meta["best_epoch_per_stage"]) == {"1", "2"} for a in adapters)
+    assert all(a.meta["config"]["trainer"]["global_step"] == 2 for a in adapters)  # one batch per stage
     pvq = json.loads((out / "report" / "pvq.json").read_text())
     assert pvq["mode"] == "loglik" and pvq["unparseable"] == 0 and pvq["conditions"] == {"icl": 1, "vim": 3}
     html = (out / "report" / "report.html").read_text()
