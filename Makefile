@@ -32,7 +32,7 @@ quickstart: setup
 	$(VENV)/bin/valueharms quickstart
 
 demo: setup
-	$(VENV)/bin/valueharms demo --runs runs/quickstart
+	$(VENV)/bin/valueharms demo runs/quickstart
 
 perf: setup
 	$(PY) perf/run_perf.py

@@ -49,17 +49,25 @@ def test_toy_judge_in_the_demo(toy, monkeypatch):
             return ["vanilla"]
 
     class NoServer:
+        local_url, share_url = "http://127.0.0.1:0/", None
+
         def queue(self):
             return self
 
         def launch(self, **kwargs):
             built["launched"] = True
 
+        def block_thread(self):
+            pass
+
+        def close(self):
+            built["closed"] = True
+
     monkeypatch.setattr(app, "ChatBackend", NoModel)
     monkeypatch.setattr(app, "build_app", lambda backend, judge, runs: built.update(judge=judge) or NoServer())
-    assert main(["demo", "--judge", "toy", "--judge.level", "3"]) == 0
+    assert main(["demo", "runs/none", "--judge", "toy", "--judge.level", "3"]) == 0
     assert isinstance(built["judge"], toy.ToyJudge) and built["judge"].level == 3.0 and built["launched"]
-    assert app.judge_text(built["judge"], "judge: toy", "AB").startswith("toxicity (toy): **3.000**")
+    assert built["closed"] and app.judge_text(built["judge"], "judge: toy", "AB").startswith("toxicity **3.000**")
 
 
 def test_toy_judge_in_the_audit(toy, tmp_path):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json
@@ -158,6 +158,32 @@ def find_adapters(root: str | Path, *, complete_only: bool = True) -> list[Adapt
 def iter_adapter_dirs(root: str | Path) -> Iterator[Path]:
     for info in find_adapters(root):
         yield info.path
+
+
+def adapters_from(refs: Iterable[str | Path]) -> list[AdapterInfo]:
+    """Adapters named by the user (pvq, the demo): an adapter folder, a folder searched for complete adapters, or a
+    Hugging Face hub id (see :func:`hub_adapter_dir`); order kept, duplicates of one folder dropped."""
+    found: dict[Path, AdapterInfo] = {}
+    for ref in refs:
+        path = Path(ref)
+        if (path / METADATA_FILE).is_file():
+            infos = [read_metadata(path)]
+        elif path.is_dir():
+            infos = find_adapters(path)
+        else:
+            infos = [read_metadata(hub_adapter_dir(str(ref)))]
+        for info in infos:
+            found.setdefault(info.path.resolve(), info)
+    return list(found.values())
+
+
+def hub_adapter_dir(ref: str) -> Path:
+    """The local folder of an adapter given by hub id (``owner/name``).
+
+    HOOK: downloading with ``huggingface_hub`` belongs to the adapters-that-travel work; until it is merged here, a
+    reference that is not a local folder is a one-line error.
+    """
+    raise InputError(ref, None, None, "no such adapter folder (adapters by Hugging Face hub id are not supported here)")
 
 
 def attach_adapters(base: Any, adapters: Mapping[str, str | Path]) -> Any:
