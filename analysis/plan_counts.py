@@ -103,11 +103,11 @@ def distribution_counts(arguments: Sequence[Argument], survey: dict[str, Sequenc
                         profiles: Sequence[ValueProfile], *, threshold: float, seed: int,
                         lengths: TokenLengths | None, max_length: int, progress: bool = True) -> dict[str, dict]:
     """``name -> {"stage1": per split, "stage2": per split}`` for every profile."""
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     quick = stage1_counts(arguments, profiles, threshold)  # vectorised cross-check of the split totals
     out: dict[str, dict] = {}
-    for profile in tqdm(profiles, desc="plan: count", unit="dist", disable=not progress):
+    for profile in progress(profiles, desc="plan: count", unit="dist", disable=not progress):
         s1 = stage1_split_tokens(arguments, profile, threshold, seed, lengths, max_length)
         assert sum(r["positive"] for r in s1.values()) == quick[profile.name][0]
         out[profile.name] = {"stage1": s1, "stage2": stage2_split_tokens(survey, profile, seed, lengths, max_length)}

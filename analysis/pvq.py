@@ -184,7 +184,7 @@ def _answer_all(todo: Sequence[tuple[str, AdapterInfo]], model_name: str, item_t
                 sink: JsonlAppender, base: dict[str, Any], *, mode: Mode, batch_size: int,
                 max_new_tokens: int) -> list[dict[str, Any]]:
     """Ask every pending (condition kind, adapter) the 40 items; every VIM adapter sits in one PeftModel."""
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     from valueharms.adapters import attach_adapters
     from valueharms.model_loading import load_model, load_tokenizer
@@ -193,7 +193,7 @@ def _answer_all(todo: Sequence[tuple[str, AdapterInfo]], model_name: str, item_t
     vim = {path: f"pvq_{i}" for i, path in enumerate(dict.fromkeys(a.path for k, a in todo if k == "vim"))}
     model = attach_adapters(load_model(model_name).eval(), {name: path for path, name in vim.items()}).eval()
     records: list[dict[str, Any]] = []
-    for kind, info in tqdm(todo, desc="pvq", unit="condition"):
+    for kind, info in progress(todo, desc="pvq", unit="condition"):
         profile = info.profile if kind == "icl" else None
         prompts = [model_prompt(t, tokenizer, profile, chat) for t in item_texts]
         answers = ask(model, tokenizer, prompts, adapter=vim.get(info.path) if kind == "vim" else None, mode=mode,

@@ -110,7 +110,7 @@ def _pending(items: list[Item], paths: dict[str, Path], budget: list[int | None]
 def score_run(gen_run: GenerationRun, items: list[Item], judges: dict[str, Any], out: Path | None,
               cache: Path | None, batch_size: int, budget: list[int | None]) -> Counter:
     """Score one generation run folder under its score files' locks."""
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     paths = {m: out or gen_run.folder / "scores" / f"{j.name}.jsonl" for m, j in judges.items()}
     with ExitStack() as stack:
@@ -123,7 +123,7 @@ def score_run(gen_run: GenerationRun, items: list[Item], judges: dict[str, Any],
         store = stack.enter_context(JudgementCache(cache or gen_run.folder / "scores" / "judge_cache.sqlite"))
         sinks = {p: stack.enter_context(JsonlAppender(p)) for p in {paths[m] for m in pending}}
         names = ",".join(sorted({judges[m].name for m in pending}))
-        bar = stack.enter_context(tqdm(total=total, desc=f"score [{names}] {gen_run.folder.name}", unit="text"))
+        bar = stack.enter_context(progress(total=total, desc=f"score [{names}] {gen_run.folder.name}", unit="text"))
         for m, todo in pending.items():
             counts += judge_items(judges[m], store, sinks[paths[m]], todo, m, batch_size, bar)
     return counts

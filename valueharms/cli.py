@@ -44,6 +44,8 @@ NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"You are using a custom batch sampler `\w+` for prediction", Warning),
     (r"You have overridden `transfer_batch_to_device` in `LightningModule` but have passed in a", Warning),
     (r"The '\w+_dataloader' does not have many workers", Warning),
+    (r"`max_epochs` was not set\. Setting it to 1000 epochs", Warning),  # each stage sets its own epochs
+    (r"Starting from v1\.9\.0, `tensorboardX` has been removed", Warning),  # CSV curves are on by design
 )
 #: Library warnings silenced by category and module (deprecation notices addressed to library developers).
 NOISE_MODULES: tuple[tuple[str, type[Warning]], ...] = (

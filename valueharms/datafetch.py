@@ -78,7 +78,7 @@ def is_present(spec: FileSpec, dest: Path, manifest: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------------------------- download
 def download(client: Any, url: str, final: Path, label: str) -> Path:
     """Stream ``url`` into ``final.part``, continuing an earlier partial download with ``Range``; returns the part."""
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     part = final.with_name(final.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def download(client: Any, url: str, final: Path, label: str) -> Path:
             have = 0  # the server ignored the range: start over
         length = resp.headers.get("content-length")
         total = have + int(length) if length and length.isdigit() else None
-        with part.open("ab" if have else "wb") as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+        with part.open("ab" if have else "wb") as fh, progress(total=total, initial=have, unit="B", unit_scale=True,
                                                           desc=label, leave=False, file=sys.stderr) as bar:
             for chunk in resp.iter_raw():  # as received: bytes that arrived before a dropped connection are kept
                 fh.write(chunk)

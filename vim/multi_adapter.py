@@ -271,12 +271,12 @@ def run_groups(config: str, distributions: str, names: Sequence[str], out: str, 
     """Fit ``names`` in groups of ``k`` (each group one ``valueharms fit``; rerunning resumes a killed group)."""
     import shlex
 
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     from valueharms.lightning_cli import run_lightning_cli
 
     groups = [list(names[i:i + k]) for i in range(0, len(names), k)]
-    for group in tqdm(groups, desc=f"sweep ({k} adapters per step)", unit="group", disable=dry_run):
+    for group in progress(groups, desc=f"sweep ({k} adapters per step)", unit="group", disable=dry_run):
         args = group_fit_args(config, distributions, group, out, extra)
         if dry_run:
             print("valueharms fit " + " ".join(shlex.quote(a) for a in args))

@@ -227,7 +227,7 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
         max_length: token limit checked when ``model`` is given (128 in the paper, 512 for chat models).
         stage2_column_offset_bug: reproduce the released code's one-column-off value mapping in stage 2.
     """
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     check_settings(threshold, seed, max_examples)
     out_dir = check_out_folder(out)
@@ -248,7 +248,7 @@ def prepare(distributions: str = DEFAULT_DISTRIBUTIONS, out: str = "runs/data", 
     hashes = input_hashes(arguments_path, survey_path)
     reports: dict[str, dict] = {}
     status: dict[str, str] = {}
-    for name, profile in tqdm(profiles.items(), desc="prepare", unit="dist"):
+    for name, profile in progress(profiles.items(), desc="prepare", unit="dist"):
         folder = child(out_dir, name, what="distribution name")
         digest = data_hash(profile, arguments_path, survey_path, settings, hashes)
         if is_prepared(folder, digest) and (tokenizer is None or "truncation" in json.loads((folder / REPORT).read_text())):

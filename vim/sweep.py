@@ -126,7 +126,7 @@ def run_workers(shares: list[tuple[str, list[str]]], argv_for: Callable[[list[st
 
     Shows one progress bar over finished adapters; Ctrl-C stops every worker (their fits resume on the next run).
     """
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     log_dir = Path(out) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def run_workers(shares: list[tuple[str, list[str]]], argv_for: Callable[[list[st
         procs.append((gpu, popen(argv_for(names), env=env, stdout=log, stderr=subprocess.STDOUT), log))
         print(f"sweep: worker on GPU {gpu}: {len(names)} adapters, log {log.name}")
     wanted = [n for _, names in shares for n in names]
-    bar = tqdm(total=len(wanted), desc="sweep", unit="adapter")
+    bar = progress(total=len(wanted), desc="sweep", unit="adapter")
     try:
         while any(p.poll() is None for _, p, _ in procs):
             bar.n = sum(is_complete(Path(out) / n) for n in wanted)
@@ -161,14 +161,14 @@ def run_workers(shares: list[tuple[str, list[str]]], argv_for: Callable[[list[st
 
 
 def _train_here(todo: list[str], config: str, distributions: str, out: str, extra: list[str], reuse_base: bool) -> None:
-    from tqdm.auto import tqdm
+    from valueharms.progress import progress
 
     from valueharms.lightning_cli import run_lightning_cli
     from vim.module import VIMModule
 
     reuse = ["--model.init_args.reuse_base", "true"] if reuse_base else []
     try:
-        for name in tqdm(todo, desc="sweep", unit="adapter"):
+        for name in progress(todo, desc="sweep", unit="adapter"):
             run_lightning_cli(["fit", *_fit_args(config, distributions, name, out, [*reuse, *extra])])
     finally:
         VIMModule._BASE_CACHE.clear()
