@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 
 from valueharms.errors import InputError
 from valueharms.io import read_text_checked
+from valueharms.registry import Registry
 from valueharms.safenames import check_name
 
 #: Canonical order, used by every file, table and regression in the project.
@@ -178,14 +179,11 @@ def _score(path: Path, row_no: int, column: str, cell: str) -> float:
     return score
 
 
-def load_distributions(path: str | Path, names: Iterable[str] | None = None) -> dict[str, ValueProfile]:
-    """Read a tab- or comma-separated distribution file (name column ``Country`` or ``name`` + the ten values).
-
-    Raises :class:`InputError` naming the file, row and column of the first bad cell: invalid UTF-8 (with the byte
-    offset), a row with more or fewer cells than the header, a duplicate or unsafe name, a score outside 1-6.
-    ``names`` selects (and orders) distributions; an empty selection is an error, never "all".
-    """
-    path = Path(path)
+def read_table(path: Path) -> dict[str, ValueProfile]:
+    """The study's layout: a tab- or comma-separated table with a name column (``Country`` or ``name``) and the ten
+    value columns (full or short names, any order). Errors name the file, row and column of the first bad cell:
+    invalid UTF-8 (with the byte offset), a row with more or fewer cells than the header, a duplicate or unsafe
+    name, a score outside 1-6."""
     header, rows = table_rows(path, read_text_checked(path, "distribution file"))
     name_col = next((c for c in header if c.lower() in {"country", "name", "distribution"}), None)
     if name_col is None:
@@ -213,17 +211,66 @@ def load_distributions(path: str | Path, names: Iterable[str] | None = None) -> 
         scores = tuple(_score(path, row_no, columns[v], cells[index[columns[v]]]) for v in VALUES)
         profiles[name] = ValueProfile(name, scores, str(path))
         first_row[name] = row_no
+    return profiles
+
+
+def read_json(path: Path) -> dict[str, ValueProfile]:
+    """``{"<name>": {"Power": 6, ...}, ...}``: one object per distribution with all ten values (full or short
+    names); the entry number is reported as the row of an error."""
+    import json
+
+    try:
+        data = json.loads(read_text_checked(path, "distribution file"))
+    except json.JSONDecodeError as err:
+        raise InputError(path, err.lineno, None, f"invalid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, None, "expected an object mapping distribution names to value scores")
+    profiles: dict[str, ValueProfile] = {}
+    for row_no, (raw_name, scores) in enumerate(data.items(), start=1):
+        name = check_name(str(raw_name).strip(), what="distribution name", path=path, row=row_no)
+        if not isinstance(scores, dict):
+            raise InputError(path, row_no, name, "expected an object of value scores")
+        given: dict[str, str] = {}
+        for key in scores:
+            try:
+                given[canonical_value(str(key))] = str(key)
+            except KeyError:
+                raise InputError(path, row_no, str(key), "not one of the ten Schwartz values") from None
+        missing = [v for v in VALUES if v not in given]
+        if missing:
+            raise InputError(path, row_no, missing[0], "missing value")
+        values = tuple(_score(path, row_no, given[v], str(scores[given[v]])) for v in VALUES)
+        profiles[name] = ValueProfile(name, values, str(path))
+    return profiles
+
+
+#: Value file formats by file suffix -> ``reader(path) -> {name: ValueProfile}``. Adding a format is one reader
+#: and one ``register`` line; a suffix not listed is read as a table (the study's file is a tab-separated ``.csv``).
+VALUE_FORMATS: Registry = Registry("value file format")
+for _suffix in (".tsv", ".csv", ".txt"):
+    VALUE_FORMATS.register(_suffix, "valueharms.values:read_table")
+VALUE_FORMATS.register(".json", "valueharms.values:read_json")
+
+
+def load_distributions(path: str | Path, names: Iterable[str] | None = None) -> dict[str, ValueProfile]:
+    """Read a value distribution file with the reader registered for its suffix (:data:`VALUE_FORMATS`).
+
+    ``names`` selects (and orders) distributions; an empty selection is an error, never "all".
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    profiles = VALUE_FORMATS.get(suffix if suffix in VALUE_FORMATS else ".tsv")(path)
     if names is None:
         return profiles
     wanted = list(names)
     if not wanted:
-        raise InputError(path, None, name_col, "the list of distribution names is empty")
+        raise InputError(path, None, "names", "the list of distribution names is empty")
     seen: set[str] = set()
     for n in wanted:
         if n not in profiles:
-            raise InputError(path, None, name_col, f"no distribution named {n!r}")
+            raise InputError(path, None, "names", f"no distribution named {n!r}")
         if n in seen:
-            raise InputError(path, None, name_col, f"distribution {n!r} is listed twice")
+            raise InputError(path, None, "names", f"distribution {n!r} is listed twice")
         seen.add(n)
     return {n: profiles[n] for n in wanted}
 
