@@ -111,7 +111,7 @@ def _cli_class():
 
         def fit(self, model, datamodule=None, ckpt_path=None, **kwargs):  # noqa: ANN001 (LightningCLI signature)
             check_max_epochs(self.config["fit"]["trainer"].get("max_epochs"), datamodule)
-            if ckpt_path is None and callable(getattr(model, "adapter_dir", None)):
+            if ckpt_path is None and callable(getattr(model, "resume_state", None)):
                 folder, state = _resume_state(self, model, datamodule)
                 if state.complete:
                     return None
@@ -148,15 +148,11 @@ def _cli_class():
 
 
 def _resume_state(cli: Any, model: Any, datamodule: Any) -> tuple[Path, Any]:
-    """Where a fit stands: already complete with this config (nothing to train), a checkpoint to resume from, or
-    a fresh start; a different recorded config is refused (or discarded with ``--overwrite true``)."""
+    """Ask the module where its fit stands (its ``resume_state`` hook) and say it."""
     from lightning.pytorch.utilities import rank_zero_info
 
-    from vim.provenance import resume_state, training_config
-
-    folder = Path(model.adapter_dir(getattr(datamodule, "adapter_name", None)))
-    state = resume_state(folder, training_config(model, datamodule, cli.trainer),
-                         overwrite=cli.overwrite_requested(), may_delete=_first_process())
+    folder, state = model.resume_state(datamodule, cli.trainer, overwrite=cli.overwrite_requested(),
+                                       may_delete=_first_process())
     if state.complete:
         rank_zero_info(f"adapter {folder} is already complete with this config: nothing to train "
                        "(--overwrite true retrains it)")

@@ -131,6 +131,16 @@ class VIMModule(LightningModule):
             name = getattr(dm, "adapter_name", None) or "adapter"
         return Path(self.adapter_dir_template.format(name=name, distribution=name))
 
+    def resume_state(self, datamodule: Any, trainer: Any, *, overwrite: bool, may_delete: bool) -> tuple[Path, Any]:
+        """Where this fit stands (:func:`vim.provenance.resume_state`): already complete with this config, a
+        checkpoint to resume from, or a fresh start; a different recorded config is refused unless ``overwrite``.
+        The CLI calls this hook, so the core never imports the VIM method."""
+        from vim.provenance import resume_state, training_config
+
+        folder = self.adapter_dir(getattr(datamodule, "adapter_name", None))
+        return folder, resume_state(folder, training_config(self, datamodule, trainer), overwrite=overwrite,
+                                    may_delete=may_delete)
+
     def configure_callbacks(self) -> list[Any]:
         """Stage switching, best-epoch export and an always-current ``last.ckpt`` for resume, without any YAML."""
         from vim.callbacks import ResumeCheckpoint, StageCallback
