@@ -162,28 +162,19 @@ def iter_adapter_dirs(root: str | Path) -> Iterator[Path]:
 
 def adapters_from(refs: Iterable[str | Path]) -> list[AdapterInfo]:
     """Adapters named by the user (pvq, the demo): an adapter folder, a folder searched for complete adapters, or a
-    Hugging Face hub id (see :func:`hub_adapter_dir`); order kept, duplicates of one folder dropped."""
+    Hugging Face hub id (see :func:`resolve_adapter`); order kept, duplicates of one folder dropped."""
     found: dict[Path, AdapterInfo] = {}
     for ref in refs:
-        path = Path(ref)
+        path = resolve_adapter(ref)
         if (path / METADATA_FILE).is_file():
             infos = [read_metadata(path)]
         elif path.is_dir():
             infos = find_adapters(path)
         else:
-            infos = [read_metadata(hub_adapter_dir(str(ref)))]
+            raise InputError(ref, None, None, "no such adapter folder or Hugging Face hub id")
         for info in infos:
             found.setdefault(info.path.resolve(), info)
     return list(found.values())
-
-
-def hub_adapter_dir(ref: str) -> Path:
-    """The local folder of an adapter given by hub id (``owner/name``).
-
-    HOOK: downloading with ``huggingface_hub`` belongs to the adapters-that-travel work; until it is merged here, a
-    reference that is not a local folder is a one-line error.
-    """
-    raise InputError(ref, None, None, "no such adapter folder (adapters by Hugging Face hub id are not supported here)")
 
 
 def attach_adapters(base: Any, adapters: Mapping[str, str | Path]) -> Any:
