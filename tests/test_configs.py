@@ -106,12 +106,12 @@ def test_predict_config_instantiates(rel):
 
 
 def _study_rtp_file() -> Path | None:
-    from conftest import REPO, SHARED_DATA
+    from conftest import STUDY_DATA
 
-    for path in (REPO / "data/original/real_toxic_prompts.csv", SHARED_DATA / "original/real_toxic_prompts.csv"):
-        if path.is_file():
-            return path
-    return None
+    if STUDY_DATA is None:
+        return None
+    path = STUDY_DATA / "original/real_toxic_prompts.csv"
+    return path if path.is_file() else None
 
 
 def test_paper_rtp_source_reads_records_not_lines():
