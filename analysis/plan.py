@@ -221,7 +221,8 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     """Dry-run a study folder on CPU: inputs, data counts, generations, GPU-hours, exact model inputs.
 
     Args:
-        study: folder with ``distributions.txt``, ``fit.yaml`` and ``predict*.yaml``.
+        study: folder with ``distributions.txt``, ``fit.yaml`` and ``predict*.yaml``; an optional ``benign.txt``
+            names the benign fine-tunes the predict configs expect under their ``adapters_root``.
         out: where the plan goes (default ``runs/<study name>/plan``): plan.json, plan.md, model_inputs/.
         tokenizer: tokenizer for the token counts (default: the fit model's if cached here, else SmolLM2's).
         perf: folder of perf result JSON files (GPU ones give the rates).
@@ -233,6 +234,7 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     if not folder.is_dir():
         raise InputError(folder, None, "study", "study folder not found")
     names = read_names(folder / "distributions.txt")
+    benign = read_names(folder / "benign.txt") if (folder / "benign.txt").is_file() else []
     fit = _yaml(folder / "fit.yaml")
     out_dir = Path(out) if out else Path("runs") / folder.name / "plan"
     if out_dir.exists() and not out_dir.is_dir():
@@ -250,7 +252,7 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     chat_tok = None  # inputs are rendered as for a base model unless the study's own tokenizer has a chat template
     for cfg_path in sorted(folder.glob("predict*.yaml")):
         cfg = read_predict_config(cfg_path)
-        counts, loaded, kinds = generation_counts(cfg, names, missing, notes)
+        counts, loaded, kinds = generation_counts(cfg, {"vim": names, "benign": benign}, missing, notes)
         files = write_model_inputs(cfg, loaded, kinds, first, out_dir / "model_inputs" / cfg_path.stem, chat_tok, missing)
         generation[cfg_path.name] = {"counts": counts, "model_inputs": files}
     if not generation:

@@ -13,13 +13,13 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from benchmarks.conditions import Condition, prompt_spec, suppressed_values
+from benchmarks.conditions import Condition, icl_name_list, prompt_spec, suppressed_values
 from benchmarks.registry import get_spec, load_benchmark
 from valueharms.adapters import find_adapters, read_metadata
 from valueharms.errors import InputError
 from valueharms.io import atomic_write_json, atomic_write_text
 from valueharms.prompts import build_model_input, load_icl_template
-from valueharms.values import ValueProfile, load_distributions, read_names
+from valueharms.values import ValueProfile, load_distributions
 
 #: Prompt counts assumed when a benchmark's source cannot be read (the study's sizes; HEx-PHI's public release).
 ASSUMED_PROMPTS = {"rtp": 3000, "holisticbiasr": 13760, "hexphi": 300, "beavertails": 700}
@@ -37,17 +37,21 @@ def read_predict_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def _icl_names(init: Mapping[str, Any], study_names: Sequence[str]) -> list[str] | None:
-    names = init.get("icl_names")
-    if isinstance(names, str):
-        return read_names(names)
-    return list(names) if names else None
+def _expected_adapters(found: list[Condition], kind: str, names: Sequence[str]) -> tuple[list[Condition], str | None]:
+    """The adapters of one kind a finished study will have: those trained, or all ``names`` when some are missing."""
+    have = [c for c in found if c.kind == kind]
+    if len(have) >= len(names):
+        return have, None
+    return [Condition(f"{kind}:{n}", kind) for n in names], f"{len(have)} complete {kind} adapters; counted as {len(names)}"
 
 
-def conditions_of(init: Mapping[str, Any], study_names: Sequence[str], missing: list[str],
+def conditions_of(init: Mapping[str, Any], expected: Mapping[str, Sequence[str]], missing: list[str],
                   notes: list[str]) -> dict[str, list[Condition]]:
-    """Conditions by kind; adapters not trained yet are assumed to be the sweep's (one per study distribution)."""
+    """Conditions by kind, as ``predict`` will resolve them once the study is trained: when ``adapters_root`` holds
+    fewer adapters of a kind than ``expected[kind]`` names (the sweep's distributions, the study's benign
+    fine-tunes), the expected ones are counted."""
     kinds: dict[str, list[Condition]] = {}
+    wanted_kinds = set(init.get("adapter_kinds") or ("vim", "benign"))
     if init.get("vanilla", True):
         kinds["vanilla"] = [Condition("vanilla", "vanilla")]
     for path in init.get("adapters") or []:
@@ -60,16 +64,19 @@ def conditions_of(init: Mapping[str, Any], study_names: Sequence[str], missing: 
             notes.append(f"adapter {path} not trained yet: counted as one {kind} condition")
     root = init.get("adapters_root")
     if root:
-        found = find_adapters(root) if Path(root).is_dir() else []
-        vim = [Condition(a.condition, a.kind, str(a.path), None, a.profile) for a in found]
-        if len(vim) < len(study_names):
-            notes.append(f"{root}: {len(vim)} complete adapters; counted as the sweep's {len(study_names)}")
-            vim = [Condition(f"vim:{n}", "vim") for n in study_names]
-        kinds.setdefault("vim", []).extend(vim)
+        found = [Condition(a.condition, a.kind, str(a.path), None, a.profile)
+                 for a in (find_adapters(root) if Path(root).is_dir() else [])]
+        for kind in ("vim", "benign"):
+            if kind not in wanted_kinds or not (expected.get(kind) or any(c.kind == kind for c in found)):
+                continue
+            conds, note = _expected_adapters(found, kind, expected.get(kind, ()))
+            kinds.setdefault(kind, []).extend(conds)
+            if note:
+                notes.append(f"{root}: {note}")
     if init.get("icl_distributions"):
         try:
-            wanted = _icl_names(init, study_names)
-            profiles = load_distributions(init["icl_distributions"], wanted)
+            wanted = icl_name_list(init.get("icl_names") or (), init.get("icl_names_file"))
+            profiles = load_distributions(init["icl_distributions"], wanted or None)
             kinds["icl"] = [Condition(f"icl:{n}", "icl", profile=p) for n, p in profiles.items()]
         except InputError as err:
             missing.append(err.one_line())
@@ -89,11 +96,11 @@ def _benchmark(name: str, opts: Any, init: Mapping[str, Any], missing: list[str]
     return None
 
 
-def generation_counts(cfg: dict[str, Any], study_names: Sequence[str], missing: list[str],
+def generation_counts(cfg: dict[str, Any], expected: Mapping[str, Sequence[str]], missing: list[str],
                       notes: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Condition]]]:
     """``(counts, loaded benchmarks, conditions)``; counts[benchmark][kind][mitigation] = generations."""
     init = cfg["data"]["init_args"]
-    kinds = conditions_of(init, study_names, missing, notes)
+    kinds = conditions_of(init, expected, missing, notes)
     mitigations = list(init.get("mitigations") or ["none"])
     suppress = init.get("suppress")
     counts: dict[str, Any] = {}

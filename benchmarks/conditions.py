@@ -56,15 +56,21 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
         seen.add(info.condition)
         conds.append(Condition(info.condition, info.kind, str(info.path), f"a{len(seen)}", info.profile,
                                adapter_sha256(info.path)))
-    names = list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
-    if icl_names_file and not names:
-        raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
+    names = icl_name_list(icl_names, icl_names_file)
     if icl_distributions:
         profiles = load_distributions(icl_distributions, names or None)
         conds += [Condition(f"icl:{name}", "icl", profile=p) for name, p in profiles.items()]
     if not conds:
         raise InputError(None, None, "conditions", "no model condition configured (vanilla, adapters or icl)")
     return conds
+
+
+def icl_name_list(icl_names: Sequence[str] = (), icl_names_file: str | None = None) -> list[str]:
+    """The ICL profiles asked for: ``icl_names`` then the file's names, once each (empty: every distribution)."""
+    names = list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
+    if icl_names_file and not names:
+        raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
+    return names
 
 
 def suppressed_values(suppress: Mapping[str, Sequence[str]] | Sequence[str] | None, category: str | None) -> list[str]:

@@ -42,6 +42,8 @@ def study(tmp_path, tiny_model_dir) -> dict:
     folder = tmp_path / "study"
     folder.mkdir()
     (folder / "distributions.txt").write_text("\n".join(NAMES) + "\n")
+    (folder / "benign.txt").write_text("alpaca\n")
+    (folder / "icl_names.txt").write_text("Uni\n")
     fit = {"model": {"class_path": "vim.module.VIMModule", "init_args": {"model": str(tiny_model_dir)}},
            "data": {"class_path": "vim.datamodule.VIMDataModule", "init_args": {
                "distributions_file": str(dists), "arguments": str(data / "args.tsv"), "survey": str(data / "split"),
@@ -53,7 +55,8 @@ def study(tmp_path, tiny_model_dir) -> dict:
         "benchmarks": {"rtp": {"source": str(REPO / "samples/benchmarks/rtp.jsonl"), "limit": 3},
                        "hexphi": {"source": str(tmp_path / "no-hexphi")}},
         "vanilla": True, "adapters_root": str(tmp_path / "adapters"),
-        "icl_distributions": str(dists), "icl_names": ["Pow", "Uni"], "icl_template": "ours",
+        "icl_distributions": str(dists), "icl_names": ["Pow"],
+        "icl_names_file": str(folder / "icl_names.txt"), "icl_template": "ours",
         "mitigations": ["none", "value"], "suppress": {"*": ["Power"]}}}}
     (folder / "predict.yaml").write_text(yaml.safe_dump(predict))
     perf = tmp_path / "perf"
@@ -87,9 +90,10 @@ def test_plan_counts_and_names_what_is_missing(study, capsys):
     assert t["stage2"]["train"]["tokens"] > t["stage2"]["train"]["trained_tokens"] > 0  # max_length 40 cuts some
     assert t["stage2"]["train"]["over_max_length"] > 0
     assert t["prepared"] == {"current": 0, "stale": 0, "absent": 3}
-    # generations: rtp 3 prompts x 10 samples; vanilla + 3 assumed adapters + 2 ICL profiles; value needs Power
+    # generations: rtp 3 prompts x 10 samples; vanilla + 3 assumed VIM + 1 benign (benign.txt) + 2 ICL profiles
+    # (icl_names and icl_names_file together, as predict reads them); value needs Power
     rtp = report["generation"]["predict.yaml"]["counts"]["rtp"]
-    assert rtp["conditions"] == {"vanilla": 1, "vim": 3, "icl": 2}
+    assert rtp["conditions"] == {"vanilla": 1, "vim": 3, "benign": 1, "icl": 2}
     assert rtp["generations"]["vim"] == {"none": 90, "value": 90}
     assert rtp["max_generated_tokens"] == rtp["total_generations"] * 64
     # GPU-hours from the GPU perf file (the CPU one is never used)
