@@ -260,7 +260,7 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     rates = perf_rates(Path(perf))
     if train_tok_s or gen_tok_s:
         rates.update({k: v for k, v in (("train_tok_s", train_tok_s), ("gen_tok_s", gen_tok_s)) if v},
-                     source="given on the command line", train_key="--train_tok_s", gen_key="--gen_tok_s")
+                     source="the command line", train_key="--train_tok_s", gen_key="--gen_tok_s")
     report = {"study": str(folder), "written": time.strftime("%Y-%m-%d %H:%M"), "training": training,
               "generation": generation, "cost": _cost(training, generation, rates), "notes": notes,
               "missing": sorted(set(missing))}
