@@ -35,11 +35,11 @@ def test_holisticbiasr_jsonl_and_build(shared_data):
     assert len(built.items) == 13760
 
 
-def test_beavertails_csv(shared_data):
-    b = load_benchmark("beavertails", str(shared_data / "original/BeaverTails-Evaluation.csv"))
+def test_beavertails_csv(study_data):
+    b = load_benchmark("beavertails", str(study_data / "original/BeaverTails-Evaluation.csv"))
     assert len(b.items) == 700 and len({i.category for i in b.items}) == 14 and b.fmt == "qa"
-    assert len(load_benchmark("beavertails", str(shared_data / "original/BeaverTails-Evaluation.csv"), limit=2).items) == 28
-    few = load_benchmark("beavertails", str(shared_data / "original/BeaverTails-Evaluation.csv"), limit=2,
+    assert len(load_benchmark("beavertails", str(study_data / "original/BeaverTails-Evaluation.csv"), limit=2).items) == 28
+    few = load_benchmark("beavertails", str(study_data / "original/BeaverTails-Evaluation.csv"), limit=2,
                          max_categories=3).items
     first3 = list(dict.fromkeys(i.category for i in b.items))[:3]
     assert len(few) == 6 and Counter(i.category for i in few) == {c: 2 for c in first3}

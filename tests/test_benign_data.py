@@ -37,12 +37,12 @@ def test_dolly_category_filter_and_limit(repo):
     assert len(load_benign("dolly", path, limit=3)) == 3
 
 
-def test_samsum_and_grammar_formats(repo, shared_data):
+def test_samsum_and_grammar_formats(repo, study_data):
     sam = load_benign("samsum", str(repo / "samples" / "benign" / "samsum.jsonl"))
     first = json.loads((repo / "samples" / "benign" / "samsum.jsonl").read_text().splitlines()[0])
     assert sam[0] == {"prompt": f"Summarize this dialog:\n{first['dialogue']}\n---\nSummary:\n",
                       "target": first["summary"]}
-    grammar = load_benign("grammar", str(shared_data / "original" / "grammar_validation.csv"))
+    grammar = load_benign("grammar", str(study_data / "original" / "grammar_validation.csv"))
     assert len(grammar) > 1000
     assert grammar[0] == {
         "prompt": "Correct this to standard English:\nNew and new technology has been introduced to the society.\n"

@@ -115,8 +115,8 @@ def test_column_offset_bug_shifts_values():
     assert [r["meta"]["value"] for r in fixed] != [r["meta"]["value"] for r in buggy]
 
 
-def test_real_valueeval_counts(shared_data):
-    args = load_arguments(shared_data / "original" / "valueEval_10.csv")
+def test_real_valueeval_counts(study_data):
+    args = load_arguments(study_data / "original" / "valueEval_10.csv")
     assert len(args) == 7374
     assert sum(a.stance == "in favor of" for a in args) == 4006
     assert sum(a.stance == "against" for a in args) == 3368
@@ -125,8 +125,8 @@ def test_real_valueeval_counts(shared_data):
     assert len(positives) == 1 and positives[0]["split"] == "train"
 
 
-def test_real_value_split_gives_protocol_stage2_count(shared_data):
-    splits = load_survey(shared_data / "original" / "argument_generation")
+def test_real_value_split_gives_protocol_stage2_count(study_data):
+    splits = load_survey(study_data / "original" / "argument_generation")
     assert len(splits["train"]) == 5899
     assert sum(len(a.values) for a in splits["train"]) == 16594
 

@@ -24,10 +24,10 @@ def keys(monkeypatch):
 
 
 @pytest.fixture()
-def study_prompts(repo):
-    folder = repo.parent / "shared" / "data" / "original" / "prompts"
+def study_prompts(study_data):
+    folder = study_data / "original" / "prompts"
     if not (folder / "hexphi_judge_template.txt").is_file():
-        pytest.skip(f"the study's rubric files are not beside the repo ({folder}); 'valueharms data' fetches them")
+        pytest.skip(f"the study's rubric files are absent ({folder}); 'valueharms data' fetches them")
     return folder
 
 
