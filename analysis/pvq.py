@@ -37,7 +37,8 @@ from valueharms.io import JsonlAppender, atomic_write_json, atomic_write_text, r
 from valueharms.values import VALUES, ValueProfile
 
 PLACEHOLDER_ITEMS = Path(__file__).with_name("pvq_placeholder_items.txt")
-Mode = Literal["loglik", "generate"]
+Mode = Literal["loglik", "loglik_norm", "generate"]
+LOGLIK_MODES = ("loglik", "loglik_norm")
 
 #: 1-based PVQ-40 item numbers of each value (Schwartz's scoring key).
 ITEM_KEY: dict[str, tuple[int, ...]] = {
@@ -128,14 +129,21 @@ def answer_options(item_no: int, prompt: str) -> list[str]:
 def ask(model: Any, tokenizer: Any, prompts: Sequence[str], *, adapter: str | None, mode: Mode, icl: bool,
         batch_size: int = 16, max_new_tokens: int = 20) -> list[dict[str, Any]]:
     """One answer per prompt (item i+1 = prompts[i]): ``{"answer", "output"}`` plus ``logliks`` in loglik mode."""
-    if mode == "loglik":
+    if mode in LOGLIK_MODES:
         from valueharms.loglik import option_logliks
 
         options = [answer_options(i, p) for i, p in enumerate(prompts, start=1)]
-        scores = option_logliks(model, tokenizer, prompts, options, adapter=adapter)
-        picks = [int(np.argmax(s)) for s in scores]
-        return [{"answer": k + 1, "output": opts[k].strip(), "logliks": [round(x, 4) for x in s]}
-                for k, opts, s in zip(picks, options, scores)]
+        logliks = option_logliks(model, tokenizer, prompts, options, adapter=adapter)
+        rows = []
+        for opts, raw in zip(options, logliks):
+            row: dict[str, Any] = {"logliks": [round(x, 4) for x in raw]}
+            scores = raw
+            if mode == "loglik_norm":  # per UTF-8 byte of the option (lm-eval's acc_norm): no penalty for length
+                scores = [x / len(o.encode("utf-8")) for x, o in zip(raw, opts)]
+                row["per_byte"] = [round(x, 5) for x in scores]
+            k = int(np.argmax(scores))
+            rows.append({"answer": k + 1, "output": opts[k].strip(), **row})
+        return rows
     from valueharms.decode import Decoding, generate_texts
 
     decoding = Decoding(max_new_tokens=max_new_tokens, greedy=True)
@@ -215,7 +223,9 @@ def pvq(run: str, adapters: list[str] | None = None, items: str = str(PLACEHOLDE
         adapters: adapter folders or hub ids to use instead of those found in RUN.
         items: the PVQ-40 items, one a line in the instrument's order (the default file is placeholders).
         model: the base model (alias, folder or hub id); default: the one the adapters were trained on.
-        mode: ``loglik`` scores the six stage-2 answers (none unparseable); ``generate`` parses free text.
+        mode: ``loglik`` scores the six stage-2 answers (none unparseable); ``loglik_norm`` divides each score by
+            the option's length in bytes (so a long expression is not penalised for its extra tokens);
+            ``generate`` parses free text.
         icl: also run the ICL condition (base model role-playing each distribution).
         icl_limit: ICL for the first N distributions only (quick runs).
         out: output folder (default: the study's ``report/``).
@@ -223,8 +233,8 @@ def pvq(run: str, adapters: list[str] | None = None, items: str = str(PLACEHOLDE
         batch_size: prompts per generate call (generate mode).
         max_new_tokens: answer length in generate mode (protocol: 20).
     """
-    if mode not in ("loglik", "generate"):
-        raise InputError(None, None, "mode", f"unknown mode {mode!r} (loglik|generate)")
+    if mode not in (*LOGLIK_MODES, "generate"):
+        raise InputError(None, None, "mode", f"unknown mode {mode!r} (loglik|loglik_norm|generate)")
     item_texts = read_items(items)
     infos, default_out = resolve_run(run, adapters)
     model_name = base_model_of(infos, model)

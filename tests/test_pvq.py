@@ -160,3 +160,20 @@ def test_pvq_loglik_and_generate_with_tiny_model(tiny_model_dir, tmp_path):
     assert gen["mode"] == "generate" and gen["missing_answers"] == sum(r["answer"] is None for r in rows)
     with pytest.raises(InputError, match="unknown mode"):
         pvq(str(study), mode="parse")
+
+
+def test_loglik_norm_picks_by_score_per_byte(monkeypatch):
+    """The long 'not important to me at all' loses on its summed log-likelihood, wins per byte."""
+    import valueharms.loglik
+    from analysis.pvq import ask
+
+    prompt = "Q"
+    options = answer_options(1, prompt)  # ask() numbers its prompts as items 1, 2, ...
+    per_byte = [-0.5 if i == 0 else -0.6 for i in range(6)]
+    raw = [r * len(o.encode("utf-8")) for r, o in zip(per_byte, options)]
+    monkeypatch.setattr(valueharms.loglik, "option_logliks", lambda *a, **k: [raw])
+    summed = ask(None, None, [prompt], adapter=None, mode="loglik", icl=False)[0]
+    normed = ask(None, None, [prompt], adapter=None, mode="loglik_norm", icl=False)[0]
+    assert summed["answer"] == int(np.argmax(raw)) + 1 != 1
+    assert normed["answer"] == 1 and normed["logliks"] == [round(x, 4) for x in raw]
+    assert normed["per_byte"] == [round(x, 5) for x in per_byte] and "per_byte" not in summed
