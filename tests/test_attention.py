@@ -27,7 +27,7 @@ def _loss_and_grads(model, batch):
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "labels") if k in batch}
     loss = model(**inputs, use_cache=False).loss
     loss.backward()
-    return float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if "q_proj" in n or "v_proj" in n}
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if "q_proj" in n or "v_proj" in n}
 
 
 def test_varlen_packed_and_padded_equal_dense_padded(tiny_tokenizer, tiny_model):
