@@ -149,3 +149,48 @@ def test_sweep_unknown_or_empty_names(setup):
         sweep(str(dist), str(cfg), names=["Nope"], out=str(out))
     with pytest.raises(InputError, match="empty"):
         sweep(str(dist), str(cfg), names=[], out=str(out))
+
+
+def test_slurm_tasks_train_k_adapters_per_step(setup, tmp_path):
+    """--adapters_per_step 2 --group_size 3: tasks of 4 names (whole groups of 2), each one in-task sweep; run for real
+    through the console script (fake srun adds --dry_run): the complete adapter is skipped, the rest trained 2 at a time."""
+    dist, cfg, out = setup
+    names = ["Pow", "Ach", "Pow2", "Ach2", "Pow3"]
+    dist.write_text(dist.read_text() + "".join(f"{n}\t" + "\t".join(["3"] * 10) + "\n" for n in names[2:]))
+    script = tmp_path / "sweep.sbatch"
+    sweep(str(dist), str(cfg), names=names, out=str(out), slurm=str(script), group_size=3, adapters_per_step=2,
+          overrides=["--trainer.max_steps=1"])
+    text = script.read_text()
+    assert "#SBATCH --array=0-1" in text and subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    bin_dir = tmp_path / "kbin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/bash\nexec "$@" --dry_run true\n')
+    (bin_dir / "srun").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VALUEHARMS": str(VALUEHARMS)}
+    fits = []
+    for task in (0, 1):
+        done = subprocess.run(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(task)},
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        fits.append([ln for ln in done.stdout.splitlines() if ln.startswith("valueharms fit")])
+    groups = [[json.loads(f.split("--data.init_args.distributions ")[1].split(" --")[0].strip("'"))
+               for f in task] for task in fits]
+    assert groups == [[["Ach", "Pow2"], ["Ach2"]], [["Pow3"]]]  # Pow is complete: task 0 regroups what is left
+    assert all("vim.multi_adapter.MultiLoRAModule" in f and "--trainer.max_steps=1" in f for t in fits for f in t)
+
+
+def test_gpu_workers_get_whole_groups_of_k(setup, monkeypatch):
+    import vim.sweep as sw
+
+    dist, cfg, out = setup
+    names = ["Ach", "Ben", "Uni", "Sec", "Tra"]
+    dist.write_text(dist.read_text() + "".join(f"{n}\t" + "\t".join(["3"] * 10) + "\n" for n in names[1:]))
+    launched = []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(sw, "run_workers", lambda shares, argv_for, out: launched.extend(
+        (gpu, share, argv_for(share)) for gpu, share in shares))
+    sweep(str(dist), str(cfg), names=names, out=str(out), adapters_per_step=2, overrides=["--trainer.accelerator=gpu"])
+    assert [(gpu, share) for gpu, share, _ in launched] == [("0", ["Ach", "Ben", "Tra"]), ("1", ["Uni", "Sec"])]
+    assert all(argv[argv.index("--adapters_per_step") + 1] == "2" for _, _, argv in launched)
+    with pytest.raises(InputError, match="adapters_per_step"):
+        sweep(str(dist), str(cfg), names=names, out=str(out), adapters_per_step=0)

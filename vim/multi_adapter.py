@@ -266,19 +266,12 @@ def group_fit_args(config: str, distributions: str, names: Sequence[str], out: s
             "--model.init_args.adapter_dir", str(Path(out) / "{name}"), *extra]
 
 
-def run_groups(config: str, distributions: str, names: Sequence[str], out: str, extra: Sequence[str], k: int, *,
-               dry_run: bool = False) -> None:
+def run_groups(config: str, distributions: str, names: Sequence[str], out: str, extra: Sequence[str], k: int) -> None:
     """Fit ``names`` in groups of ``k`` (each group one ``valueharms fit``; rerunning resumes a killed group)."""
-    import shlex
-
     from valueharms.progress import progress
 
     from valueharms.lightning_cli import run_lightning_cli
 
     groups = [list(names[i:i + k]) for i in range(0, len(names), k)]
-    for group in progress(groups, desc=f"sweep ({k} adapters per step)", unit="group", disable=dry_run):
-        args = group_fit_args(config, distributions, group, out, extra)
-        if dry_run:
-            print("valueharms fit " + " ".join(shlex.quote(a) for a in args))
-        else:
-            run_lightning_cli(["fit", *args])
+    for group in progress(groups, desc=f"sweep ({k} adapters per step)", unit="group"):
+        run_lightning_cli(["fit", *group_fit_args(config, distributions, group, out, extra)])

@@ -45,17 +45,41 @@ def _valueharms_command() -> str:
     return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m valueharms.cli"
 
 
+def _task_commands(config: str, distributions: str, names: list[str], out: str, extra: list[str], group_size: int,
+                   adapters_per_step: int) -> list[str]:
+    """The body of one array task: fit its names one after another, or (K > 1) one in-task sweep of K at a time."""
+    if adapters_per_step > 1:
+        tasks = [json.dumps(names[i:i + group_size]) for i in range(0, len(names), group_size)]
+        fixed = " ".join(shlex.quote(a) for a in [
+            "--distributions", distributions, "--config", config, "--out", out, "--gpus", "1",
+            "--adapters_per_step", str(adapters_per_step), "--overrides", json.dumps(extra)])
+        return [f"TASKS=({' '.join(shlex.quote(t) for t in tasks)})",
+                f'srun $VALUEHARMS sweep {fixed} --names "${{TASKS[$SLURM_ARRAY_TASK_ID]}}"']
+    fixed = " ".join(shlex.quote(a) for a in [
+        "--config", config, "--data.init_args.distributions_file", distributions, *extra])
+    return [
+        f"NAMES=({' '.join(shlex.quote(n) for n in names)})",
+        f"GROUP_SIZE={group_size}",
+        'for NAME in "${NAMES[@]:$((SLURM_ARRAY_TASK_ID * GROUP_SIZE)):$GROUP_SIZE}"; do',
+        f'  if grep -qs \'"complete": true\' {shlex.quote(out)}/"$NAME"/valueharms.json; then',
+        '    echo "adapter $NAME already complete"; continue',
+        "  fi",
+        f'  srun $VALUEHARMS fit {fixed} --data.init_args.distribution "$NAME" '
+        f'--model.init_args.adapter_dir {shlex.quote(out)}/"$NAME"',
+        "done",
+    ]
+
+
 def slurm_script(config: str, distributions: str, names: list[str], out: str, extra: list[str], *,
                  log_dir: str, group_size: int = 1, job_name: str = "vim-sweep", gpus: int = 1,
-                 time_limit: str = "24:00:00", sbatch: list[str] | None = None) -> str:
-    """A SLURM array script: task ``i`` fits ``names[i*group_size:(i+1)*group_size]`` one after another.
+                 time_limit: str = "24:00:00", sbatch: list[str] | None = None, adapters_per_step: int = 1) -> str:
+    """A SLURM array script: task ``i`` fits ``names[i*group_size:(i+1)*group_size]`` one after another, or with
+    ``adapters_per_step`` K > 1 trains them K at a time on one base (``group_size`` is then a multiple of K).
 
     Rerunning a task resumes its adapter from ``last.ckpt`` and skips finished ones. ``--chdir`` pins the folder the
     relative paths are relative to; ``log_dir`` must exist before ``sbatch`` (SLURM opens the log files first).
     """
     groups = -(-len(names) // group_size)
-    fixed = " ".join(shlex.quote(a) for a in [
-        "--config", config, "--data.init_args.distributions_file", distributions, *extra])
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",
@@ -67,15 +91,7 @@ def slurm_script(config: str, distributions: str, names: list[str], out: str, ex
         *[f"#SBATCH {s}" for s in (sbatch or [])],
         "set -euo pipefail",
         f"VALUEHARMS=${{VALUEHARMS:-{_valueharms_command()}}}",
-        f"NAMES=({' '.join(shlex.quote(n) for n in names)})",
-        f"GROUP_SIZE={group_size}",
-        'for NAME in "${NAMES[@]:$((SLURM_ARRAY_TASK_ID * GROUP_SIZE)):$GROUP_SIZE}"; do',
-        f'  if grep -qs \'"complete": true\' {shlex.quote(out)}/"$NAME"/valueharms.json; then',
-        '    echo "adapter $NAME already complete"; continue',
-        "  fi",
-        f'  srun $VALUEHARMS fit {fixed} --data.init_args.distribution "$NAME" '
-        f'--model.init_args.adapter_dir {shlex.quote(out)}/"$NAME"',
-        "done",
+        *_task_commands(config, distributions, names, out, extra, group_size, adapters_per_step),
         "",
     ]
     return "\n".join(lines)
@@ -104,6 +120,13 @@ def partition(names: Sequence[str], workers: int) -> list[list[str]]:
     return [list(names[i::workers]) for i in range(workers) if names[i::workers]]
 
 
+def partition_groups(names: Sequence[str], workers: int, k: int = 1) -> list[list[str]]:
+    """Shares of whole groups of ``k`` consecutive names (round-robin over the groups), so a worker that regroups
+    its share by ``k`` trains exactly these groups; ``k = 1`` is :func:`partition`."""
+    groups = [list(names[i:i + k]) for i in range(0, len(names), k)]
+    return [[n for group in share for n in group] for share in partition(groups, workers)]
+
+
 def _one_gpu_per_fit(config: str, overrides: Sequence[str]) -> bool:
     """True when each fit uses one GPU (so one worker per GPU is right); CPU or FSDP/multi-device fits are not split."""
     trainer = (yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("trainer") or {}
@@ -115,9 +138,22 @@ def _one_gpu_per_fit(config: str, overrides: Sequence[str]) -> bool:
     return str(settings["devices"]) == "1" and str(settings["accelerator"]) in ("gpu", "cuda", "auto")
 
 
-def _worker_argv(distributions: str, config: str, names: list[str], out: str, overrides: list[str]) -> list[str]:
+def _worker_argv(distributions: str, config: str, names: list[str], out: str, overrides: list[str],
+                 adapters_per_step: int = 1) -> list[str]:
     return [sys.executable, "-m", "valueharms.cli", "sweep", "--distributions", distributions, "--config", config,
-            "--names", json.dumps(names), "--out", out, "--gpus", "1", "--overrides", json.dumps(overrides)]
+            "--names", json.dumps(names), "--out", out, "--gpus", "1", "--overrides", json.dumps(overrides),
+            "--adapters_per_step", str(adapters_per_step)]
+
+
+def _print_fits(names: list[str], config: str, distributions: str, out: str, extra: list[str], k: int,
+                env: str = "") -> None:
+    """Dry run: the ``valueharms fit`` command lines that would train ``names`` (K at a time when ``k`` > 1)."""
+    from vim.multi_adapter import group_fit_args
+
+    for i in range(0, len(names), k):
+        args = (group_fit_args(config, distributions, names[i:i + k], out, extra) if k > 1
+                else _fit_args(config, distributions, names[i], out, extra))
+        print(env + "valueharms fit " + " ".join(shlex.quote(a) for a in args))
 
 
 def run_workers(shares: list[tuple[str, list[str]]], argv_for: Callable[[list[str]], list[str]], out: str,
@@ -204,12 +240,16 @@ def sweep(
         overrides: extra LightningCLI flags passed to every fit (e.g. ``--trainer.limit_train_batches=10``).
         reuse_base: keep the base model in memory between fits of one process.
         adapters_per_step: train this many adapters at once on one base model, each with its own data, optimizer
-            and best epoch (``vim.multi_adapter``; one process, one device).
+            and best epoch (``vim.multi_adapter``); with several GPUs each worker trains whole groups, and a SLURM
+            task runs ``group_size`` (rounded up to a multiple of K) adapters K at a time.
     """
     if not Path(config).is_file():
         raise InputError(config, None, None, "config file not found")
     if group_size < 1:
         raise InputError(None, None, "group_size", f"must be at least 1, got {group_size}")
+    if adapters_per_step < 1:
+        raise InputError(None, None, "adapters_per_step", f"must be at least 1, got {adapters_per_step}")
+    k = adapters_per_step
     profiles = load_distributions(distributions)
     if names is not None and not names:
         raise InputError(None, None, "names", "empty list: name at least one distribution (or omit --names)")
@@ -219,34 +259,31 @@ def sweep(
         raise InputError(distributions, None, "name", f"no distribution named {unknown[0]!r}")
     extra = list(overrides or [])
     if slurm:
+        group_size = k * -(-group_size // k)  # whole groups of K per array task
         log_dir = Path(slurm).resolve().parent / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(slurm, slurm_script(config, distributions, wanted, out, extra, log_dir=str(log_dir),
-                                              group_size=group_size))
+                                              group_size=group_size, adapters_per_step=k))
         groups = -(-len(wanted) // group_size)
         print(f"wrote SLURM array script ({groups} array task(s) for {len(wanted)} distributions, logs in {log_dir}): "
               f"sbatch {slurm}")
         return [str(Path(out) / n) for n in wanted]
     todo = [n for n in wanted if not is_complete(Path(out) / n)]
     print(f"sweep: {len(todo)} to train, {len(wanted) - len(todo)} complete (skipped)")
-    if adapters_per_step > 1:
-        from vim.multi_adapter import run_groups
-
-        run_groups(config, distributions, todo, out, extra, adapters_per_step, dry_run=dry_run)
-        return [str(Path(out) / n) for n in (todo if dry_run else wanted)]
     devices = visible_gpus(gpus) if todo else []
-    split = len(devices) > 1 and len(todo) > 1 and _one_gpu_per_fit(config, extra)
+    split = len(devices) > 1 and len(todo) > k and _one_gpu_per_fit(config, extra)
+    shares = partition_groups(todo, len(devices) if split else 1, k)
     if dry_run:
-        shares = partition(todo, len(devices)) if split else [todo]
         for i, share in enumerate(shares):
-            env = f"CUDA_VISIBLE_DEVICES={devices[i]} " if split else ""
-            for name in share:
-                print(env + "valueharms fit " + " ".join(shlex.quote(a) for a in _fit_args(
-                    config, distributions, name, out, extra)))
+            _print_fits(share, config, distributions, out, extra, k, f"CUDA_VISIBLE_DEVICES={devices[i]} " if split else "")
         return [str(Path(out) / n) for n in todo]
     if split:
-        shares = list(zip(devices, partition(todo, len(devices))))
-        run_workers(shares, lambda share: _worker_argv(distributions, config, share, out, extra), out)
+        run_workers(list(zip(devices, shares)), lambda share: _worker_argv(distributions, config, share, out, extra, k),
+                    out)
+    elif todo and k > 1:
+        from vim.multi_adapter import run_groups
+
+        run_groups(config, distributions, todo, out, extra, k)
     elif todo:
         _train_here(todo, config, distributions, out, extra, reuse_base)
     return [str(Path(out) / n) for n in wanted]
