@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from benchmarks.conditions import Condition, icl_name_list, prompt_spec, suppressed_values
+from benchmarks.conditions import (Condition, check_system_prompts, icl_name_list, prompt_spec, suppressed_values,
+                                   system_prompt_for)
 from benchmarks.registry import get_spec, load_benchmark
 from valueharms.adapters import find_adapters, read_metadata
 from valueharms.errors import InputError
@@ -131,6 +132,11 @@ def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Ma
     """One exact model input per (benchmark, condition kind, mitigation) under ``out``; returns the files."""
     init = cfg["data"]["init_args"]
     templates = {k: init.get(k) for k in ("safety_prompt", "suppression_template")}
+    try:
+        systems = check_system_prompts(init.get("system_prompt"))
+    except InputError as err:
+        missing.append(err.one_line())
+        systems = {}
     written: list[str] = []
     index: dict[str, Any] = {}
     for bname, bench in loaded.items():
@@ -154,7 +160,9 @@ def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Ma
                 if item is None:
                     continue
                 values = suppressed_values(init.get("suppress"), item.category)
-                spec = prompt_spec(bench.fmt, cond, mit, values, **templates)
+                system = system_prompt_for(systems, kind)
+                spec = prompt_spec(bench.fmt, cond, mit, values,
+                                   **templates, **({"system_prompt": system} if system is not None else {}))
                 text = build_model_input(item.prompt, spec, tokenizer)
                 rel = f"{bname}.{kind}.{mit}.txt"
                 atomic_write_text(out / rel, text)

@@ -10,7 +10,7 @@ from benchmarks.base import BenchmarkSpec, with_early_stop
 from benchmarks.provenance import adapter_sha256
 from valueharms.adapters import find_adapters, read_metadata
 from valueharms.errors import InputError
-from valueharms.prompts import PromptSpec
+from valueharms.prompts import VIM_SYSTEM_PROMPT, PromptSpec
 from valueharms.values import ValueProfile, canonical_value, load_distributions, read_names
 
 MITIGATIONS = ("none", "safety", "value", "dual")
@@ -71,6 +71,28 @@ def icl_name_list(icl_names: Sequence[str] = (), icl_names_file: str | None = No
     if icl_names_file and not names:
         raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
     return names
+
+
+CONDITION_KINDS = ("vanilla", "vim", "benign", "icl")
+VIM_SYSTEM_PROMPT_KEY = "@vim"  # stands for the system prompt VIM adapters of chat models are trained with
+
+
+def check_system_prompts(table: Mapping[str, str] | None) -> dict[str, str]:
+    """``{kind or "*": text}`` checked: known kinds only, ``@vim`` resolved to VIM's training system prompt."""
+    out: dict[str, str] = {}
+    for kind, text in (table or {}).items():
+        if kind not in (*CONDITION_KINDS, "*"):
+            raise InputError(None, None, "system_prompt",
+                             f"unknown condition kind {kind!r} (known: {', '.join(CONDITION_KINDS)}, or '*')")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(None, None, f"system_prompt.{kind}", "expected a non-empty text (or '@vim')")
+        out[kind] = VIM_SYSTEM_PROMPT if text.strip() == VIM_SYSTEM_PROMPT_KEY else text
+    return out
+
+
+def system_prompt_for(table: Mapping[str, str], kind: str) -> str | None:
+    """The system prompt of one condition kind (its own entry, else ``*``, else none)."""
+    return table.get(kind, table.get("*"))
 
 
 def suppressed_values(suppress: Mapping[str, Sequence[str]] | Sequence[str] | None, category: str | None) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader, Sampler
 
-from benchmarks.conditions import Condition, build_conditions
+from benchmarks.conditions import Condition, build_conditions, check_system_prompts
 from benchmarks.registry import load_benchmark
 from benchmarks.runfile import GenerationRun, Shard
 from benchmarks.workitems import GenerationPlan, WorkItem, batches
@@ -54,7 +54,7 @@ class BenchmarkDataModule(LightningDataModule):
                  samples_per_prompt: int | None = None, limit: int | None = None, max_new_tokens: int | None = None,
                  batch_size: int = 8, seed: int = 42, safety_prompt: str | None = None,
                  suppression_template: str | None = None, shard: str | None = None, overwrite: bool = False,
-                 icl_template: str = "study") -> None:
+                 icl_template: str = "study", system_prompt: dict[str, str] | None = None) -> None:
         """Args:
             benchmarks: name -> loader options, e.g. ``{rtp: {source: samples/benchmarks/rtp.jsonl, limit: 3000}}``.
             output: generations JSONL (appended; keys already there with the same fingerprint are skipped).
@@ -78,6 +78,9 @@ class BenchmarkDataModule(LightningDataModule):
                 ``superseded/<time>/`` and start afresh instead of refusing (same settings: resume as usual).
             icl_template: ICL preamble: ``study`` (the study's two templates from ``valueharms data``), ``ours``,
                 a folder with the study's two file names, or one template file.
+            system_prompt: a system prompt per condition kind, ``{vanilla | vim | benign | icl | "*": text}``
+                (default none, as the study); ``"@vim"`` is the system prompt VIM adapters of chat models are trained
+                with, e.g. ``{vim: "@vim"}`` serves them as trained. Part of every record's fingerprint.
         """
         super().__init__()
         self.benchmarks, self.output = benchmarks, output
@@ -92,6 +95,7 @@ class BenchmarkDataModule(LightningDataModule):
         self.shard_spec, self.overwrite = shard, overwrite  # parsed in setup: errors there are one line
         self.producer: Mapping[str, Any] | None = None  # set from the GenerationModule (or by a caller)
         self.icl_template = icl_template
+        self.system_prompt = system_prompt  # checked in plan(): errors there are one line
         self.conditions: list[Condition] = []
         self.items: list[WorkItem] = []
         self.run: GenerationRun | None = None
@@ -111,7 +115,7 @@ class BenchmarkDataModule(LightningDataModule):
         return GenerationPlan(loaded, self.conditions, producer, self.mitigations, self.suppress,
                               {k: v for k, v in self.templates.items() if v is not None}, self.stop,
                               self.stop_after_scored, self.samples_per_prompt, self.max_new_tokens, self.seed,
-                              self.icl_template)
+                              self.icl_template, check_system_prompts(self.system_prompt))
 
     def setup(self, stage: str | None = None) -> None:
         if self.run is not None and self.run.locked:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from benchmarks.base import Benchmark, Decoding
-from benchmarks.conditions import Condition, prompt_spec, suppressed_values
+from benchmarks.conditions import Condition, prompt_spec, suppressed_values, system_prompt_for
 from benchmarks.provenance import canonical_json, fingerprint, jsonable, prompt_identity
 from valueharms.prompts import PromptSpec, load_icl_template
 
@@ -57,16 +57,21 @@ class GenerationPlan:
     max_new_tokens: int | None = None
     seed: int = 42
     icl_template: str = "study"
+    system_prompts: Mapping[str, str] = field(default_factory=dict)  # kind or "*" -> text (checked)
     _icl_texts: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def decoding(self, bench: Benchmark) -> Decoding:
         return bench.decoding.override(samples=self.samples, max_new_tokens=self.max_new_tokens,
                                        greedy=True if self.producer.get("greedy") else None)
 
-    def templates_for(self, fmt: str) -> dict[str, Any]:
-        """Prompt templates for one input format (the ICL preamble differs between completion and qa); the ICL
-        template is read only when an ICL condition exists, so other runs need none of the study's files."""
+    def templates_for(self, fmt: str, cond: Condition | None = None) -> dict[str, Any]:
+        """Prompt templates for one input format (the ICL preamble differs between completion and qa) and condition
+        (its kind's system prompt); the ICL template is read only when an ICL condition exists, so other runs need
+        none of the study's files."""
         templates = dict(self.templates)
+        system = system_prompt_for(self.system_prompts, cond.kind) if cond is not None else None
+        if system is not None:
+            templates["system_prompt"] = system
         if any(c.kind == "icl" for c in self.conditions):
             if fmt not in self._icl_texts:
                 self._icl_texts[fmt] = load_icl_template(fmt, self.icl_template)  # type: ignore[arg-type]
@@ -106,7 +111,7 @@ class GenerationPlan:
                         if mit in ("value", "dual") and not values:
                             continue  # nothing to suppress for this category: identical to none/safety
                         if tuple(values) not in groups:
-                            spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates_for(bench.fmt))
+                            spec = prompt_spec(bench.fmt, cond, mit, values, **self.templates_for(bench.fmt, cond))
                             groups[tuple(values)] = (spec, self._group_json(cond, spec, decoding, stop))
                         spec, group_json = groups[tuple(values)]
                         fp = fingerprint(group_json, item.prompt)
@@ -127,7 +132,7 @@ class GenerationPlan:
             for cond in kinds.values():
                 for mit in self.mitigations:
                     spec = prompt_spec(bench.fmt, cond, mit, ["Power"] if mit in ("value", "dual") else [],
-                                       **self.templates_for(bench.fmt))
+                                       **self.templates_for(bench.fmt, cond))
                     prompts[f"{bench.fmt}|{cond.kind}|{mit}"] = prompt_identity(spec, profile_values=False)
         conditions = {c.name: {"kind": c.kind, "adapter_sha256": c.adapter_sha256,
                                "values": c.profile.as_dict() if c.kind == "icl" and c.profile else None}

@@ -28,6 +28,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+_ATTACHED: list[tuple[str, str]] = []  # (what, path) of files tests made for a person to look at
+
+
+@pytest.fixture()
+def attach():
+    """``attach(path, what)``: list a file a test produced (a screenshot, a report) at the end of the run's output."""
+    def _attach(path: Path, what: str) -> None:
+        _ATTACHED.append((what, str(path)))
+    return _attach
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _ATTACHED:
+        terminalreporter.section("attached files")
+        for what, path in _ATTACHED:
+            terminalreporter.write_line(f"{what}: {path}")
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

@@ -298,7 +298,7 @@ def _send(page, message: str, turn: int) -> None:
     page.locator("#score").get_by_text("toxicity").wait_for()
 
 
-def test_browser_two_turn_chat(served, backend, tmp_path):
+def test_browser_two_turn_chat(served, backend, tmp_path, attach):
     """The page in a real headless Chromium (Debian's, driven by Playwright): two turns, the second prompt holds
     the first turn; side by side shows the vanilla panel only when asked. Screenshot: printed path."""
     if not Path(CHROMIUM).exists():
@@ -330,8 +330,8 @@ def test_browser_two_turn_chat(served, backend, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
-    print(f"demo screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+    attach(shot, "demo screenshot (two-turn chat)")
     assert "My name is Alice." in prompt and prompt.index("My name is Alice.") < prompt.index("What is my name?")
     assert one.strip()[:12] in prompt  # the first reply is part of the second turn's input
     snippets = [one.strip().split("\n")[0][:20], two.strip().split("\n")[0][:20]]

@@ -126,3 +126,34 @@ def test_condition_selection_names_file_and_adapter_kinds(tiny_model_dir, tmp_pa
     assert [c.kind for c in build_conditions(vanilla=False, adapters_root=root, adapter_kinds=["vim"])] == ["vim"] * 2
     assert build_conditions(adapters_root=root, adapter_kinds=["benign"])[0].name == "vanilla"
     assert len(build_conditions(adapters_root=root, adapter_kinds=["benign"])) == 1
+
+
+def test_system_prompt_per_condition_kind(tiny_model_dir, tiny_tokenizer, tmp_path):
+    """``system_prompt: {vim: "@vim"}`` serves VIM adapters with their training system prompt; other kinds and
+    their fingerprints are untouched; an unknown kind is refused when the run is planned."""
+    from valueharms.errors import InputError
+    from valueharms.prompts import VIM_SYSTEM_PROMPT, build_model_input
+
+    make_adapters(tiny_model_dir, tmp_path / "adapters")
+    producer = {"model": "tiny", "dtype": "float32", "backend": "hf", "greedy": True}
+
+    def items(**kw):
+        dm = BenchmarkDataModule(benchmarks={"rtp": {"source": str(REPO / "samples/benchmarks/rtp.jsonl")}},
+                                 output=str(tmp_path / "g.jsonl"), limit=2, samples_per_prompt=1,
+                                 adapters_root=str(tmp_path / "adapters"), **kw)
+        return {it.key: it for it in dm.plan(producer).items()}
+
+    plain, served = items(), items(system_prompt={"vim": "@vim"})
+    assert plain.keys() == served.keys()
+    for key, it in served.items():
+        before = plain[key]
+        if it.condition.kind == "vim":
+            assert it.spec.system_prompt == VIM_SYSTEM_PROMPT and it.fingerprint != before.fingerprint
+            assert VIM_SYSTEM_PROMPT in build_model_input(it.item.prompt, it.spec, tiny_tokenizer)
+        else:
+            assert it.spec.system_prompt is None and it.fingerprint == before.fingerprint
+    assert any(it.condition.kind == "vim" for it in served.values())
+    everyone = items(system_prompt={"*": "Be brief."})
+    assert {it.spec.system_prompt for it in everyone.values()} == {"Be brief."}
+    with pytest.raises(InputError, match="unknown condition kind 'adapter'"):
+        items(system_prompt={"adapter": "x"})
