@@ -11,10 +11,12 @@ with Perspective's.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from pathlib import Path
 
 from judges.base import Judgement, batched, check_measure
+from valueharms.errors import InputError
 
 CHECKPOINT_FILES = {
     "original": "toxic_original-c1212f89.ckpt",
@@ -62,8 +64,19 @@ class DetoxifyJudge:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if huggingface_config_path:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model = Detoxify(model_type=model_type, checkpoint=checkpoint, device=self.device,
-                              huggingface_config_path=huggingface_config_path)
+        if model_type not in CHECKPOINT_FILES and not checkpoint:
+            raise InputError(None, None, "model_type",
+                             f"unknown Detoxify model {model_type!r} (known: {', '.join(CHECKPOINT_FILES)})")
+        try:
+            self.model = Detoxify(model_type=model_type, checkpoint=checkpoint, device=self.device,
+                                  huggingface_config_path=huggingface_config_path)
+        except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as err:
+            # no network (URLError is an OSError), a file that is not a Detoxify checkpoint
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise InputError(checkpoint or model_type, None, "checkpoint" if checkpoint else "model_type",
+                             f"Detoxify weights not loadable ({first}); download them once with network access "
+                             "(torch hub cache) or pass --judge.checkpoint FILE.ckpt and "
+                             "--judge.huggingface_config_path DIR") from None
         self.batch_size = batch_size
         source = Path(checkpoint).name if checkpoint else CHECKPOINT_FILES.get(model_type, model_type)
         self.version = f"detoxify:{model_type}:{source}"

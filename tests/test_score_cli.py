@@ -208,6 +208,7 @@ def test_auto_takes_local_models_only(run_dir, tmp_path):
     (["--judge", "openai", "--judge.base_url", "http//oops"], {"OPENAI_API_KEY": KEY}, "malformed URL"),
     (["--judge", "openai"], {"OPENAI_API_KEY": KEY, "VALUEHARMS_DATA": "/nonexistent"}, "study rubric not found"),
     (["--judge", "offline", "--benchmarks", "[nope]"], {}, "unknown benchmark 'nope'"),
+    (["--judge", "detoxify", "--judge.model_type", "nope"], {}, "unknown Detoxify model 'nope'"),
 ])
 def test_bad_judge_input_is_one_line_and_writes_nothing(run_dir, monkeypatch, capsys, args, env, expect):
     for name, value in env.items():
@@ -215,4 +216,27 @@ def test_bad_judge_input_is_one_line_and_writes_nothing(run_dir, monkeypatch, ca
     assert main(["score", str(run_dir), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert expect in err and "\n" not in err and KEY not in err
+    assert not (run_dir / "scores").exists()
+
+
+@pytest.mark.parametrize("broken", ["no_network", "bad_checkpoint"])
+def test_detoxify_weights_not_loadable_is_one_line(run_dir, tmp_path, monkeypatch, capsys, broken):
+    """No network for torch hub's download, or a checkpoint that is not one: one line naming the fix, exit 2."""
+    import urllib.error
+
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    args = ["--judge", "detoxify"]
+    if broken == "no_network":
+        def offline(*a, **k):
+            raise urllib.error.URLError("[Errno -2] Name or service not known")
+        monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    else:
+        bad = tmp_path / "bad.ckpt"
+        bad.write_bytes(b"not a checkpoint")
+        args += ["--judge.checkpoint", str(bad)]
+    assert main(["score", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Detoxify weights not loadable" in err and "\n" not in err and "--judge.checkpoint" in err
     assert not (run_dir / "scores").exists()
