@@ -7,6 +7,7 @@ content-part lists) goes to the backend, which builds the whole conversation wit
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from demo.backend import VANILLA, ChatBackend, ChatSettings
@@ -179,6 +180,9 @@ def demo(run: str, adapters: list[str] | None = None, model: str = DEFAULT_MODEL
         port: port to serve on.
         share: ask Gradio for a public share link.
     """
+    if not Path(run).is_dir():  # a typo would otherwise load the model and serve a vanilla-only demo
+        raise InputError(run, None, "run", "no such folder (a study folder whose adapters to serve, e.g. "
+                         "runs/quickstart after 'valueharms quickstart'; an empty folder serves the base model only)")
     backend = ChatBackend(model=model, runs=run, adapters=adapters)
     app = build_app(backend, judge=judge, runs=run)
     print(f"adapters: {', '.join(backend.choices()[1:]) or 'none (vanilla only)'}")

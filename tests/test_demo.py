@@ -286,6 +286,14 @@ def test_demo_command_takes_the_run_positionally(capsys):
     assert "usage: valueharms demo" in usage and "positional arguments:\n  run " in usage and "--share" in usage
 
 
+def test_demo_on_a_missing_folder_is_one_line(tmp_path, capsys):
+    from valueharms.cli import main
+
+    assert main(["demo", str(tmp_path / "runs" / "typo"), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "typo" in err and "no such folder" in err and "\n" not in err
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
