@@ -140,6 +140,9 @@ class BenchmarkDataModule(LightningDataModule):
         for note in run.notes + ([f"{self.stale} stored generations were made with other settings (or carry no "
                                   "fingerprint): generating them again"] if self.stale else []):
             print(f"valueharms predict: {note}")
+        todo = len(self.items)
+        print(f"valueharms predict: {len(items)} generations in {run.path}: {len(items) - todo} already there, "
+              + (f"{todo} to generate" if todo else "nothing to generate (next: valueharms score)"))
 
     def release(self) -> None:
         """Give up the run's writer lock (end of predict, or an error)."""

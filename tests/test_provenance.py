@@ -99,7 +99,12 @@ def test_resume_skips_only_keys_with_the_same_fingerprint(tmp_path, tiny_model_d
     recs = predict(tiny_model_dir, dm)
     assert [it.key for it in dm.items] == [first[0]["key"]]  # only the record without a matching fingerprint
     assert recs[-1]["fingerprint"] == first[0]["fingerprint"] and len(recs) == 3
-    assert "1 stored generations were made with other settings" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "1 stored generations were made with other settings" in said
+    assert "2 generations in" in said and "1 already there, 1 to generate" in said
+    again = datamodule(out)
+    predict(tiny_model_dir, again)
+    assert again.items == [] and "2 already there, nothing to generate" in capsys.readouterr().out
 
 
 def test_added_conditions_extend_the_run_without_changing_recorded_values(tmp_path, tiny_model_dir):

@@ -46,6 +46,7 @@ NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"The '\w+_dataloader' does not have many workers", Warning),
     (r"`max_epochs` was not set\. Setting it to 1000 epochs", Warning),  # each stage sets its own epochs
     (r"Starting from v1\.9\.0, `tensorboardX` has been removed", Warning),  # CSV curves are on by design
+    (r"Total length of `DataLoader` across ranks is zero", Warning),  # a finished run: predict says so itself
 )
 #: Library warnings silenced by category and module (deprecation notices addressed to library developers).
 NOISE_MODULES: tuple[tuple[str, type[Warning]], ...] = (
