@@ -226,3 +226,23 @@ def test_bad_jsonl_row_is_one_line_exit_2(tiny_model_dir, tmp_path, capsys):
     assert main(["fit", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stage1_train.jsonl" in err[0] and "row 5" in err[0] and "prompt" in err[0]
+
+
+def test_one_input_spelled_two_ways_is_not_a_change(tmp_path, monkeypatch):
+    """The quickstart records 'samples/…' and rewrites its config with absolute paths: a rerun with the rewritten
+    config must not be refused as other training data; another file still is."""
+    from vim.provenance import config_differences
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.tsv").write_text("rows")
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "d.tsv").write_text("rows")
+    (tmp_path / "e.tsv").write_text("other rows")
+    recorded = {"data": {"distributions_file": "d.tsv", "threshold": 3}}
+
+    def diff(path: str) -> list[str]:
+        return config_differences(recorded, {"data": {"distributions_file": path, "threshold": 3}})
+
+    assert diff(str(tmp_path / "d.tsv")) == [] and diff(str(tmp_path / "copy" / "d.tsv")) == []
+    assert diff("e.tsv") == ["data.distributions_file ('d.tsv' -> 'e.tsv')"]
+    assert diff("missing.tsv") == ["data.distributions_file ('d.tsv' -> 'missing.tsv')"]

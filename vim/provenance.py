@@ -9,6 +9,7 @@ refused with the differing fields named, unless ``--overwrite true`` discards th
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -55,8 +56,22 @@ def training_config(module: Any, datamodule: Any, trainer: Any) -> dict[str, Any
     return _plain({"model": section(module, "model"), "data": section(datamodule, "data"), "trainer": train})
 
 
+def same_input_path(old: Any, new: Any) -> bool:
+    """True when two spellings name one existing input (``samples/x.tsv`` and ``/repo/samples/x.tsv``), or two
+    files with the same bytes: a config rewritten with absolute paths must not look like other training data."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    a, b = Path(old).expanduser(), Path(new).expanduser()
+    if not (a.exists() and b.exists()):
+        return False
+    if a.resolve() == b.resolve():
+        return True
+    return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
+
+
 def config_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``section.field (old -> new)`` for every weight-relevant field set in both configs that differs."""
+    """``section.field (old -> new)`` for every weight-relevant field set in both configs that differs (a path
+    differs only when it names other input: :func:`same_input_path`)."""
     out = []
     current = _plain(current)
     for section in ("model", "data", "trainer"):
@@ -64,7 +79,7 @@ def config_differences(recorded: dict[str, Any], current: dict[str, Any]) -> lis
         for key in sorted(set(old) & set(new)):
             if key in IGNORED.get(section, set()):
                 continue
-            if old[key] != new[key]:
+            if old[key] != new[key] and not same_input_path(old[key], new[key]):
                 out.append(f"{section}.{key} ({old[key]!r} -> {new[key]!r})")
     return out
 
