@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from valueharms.errors import InputError
-from valueharms.io import atomic_write_json, read_jsonl
+from valueharms.io import atomic_write_json, read_jsonl, same_input_path
 from valueharms.locking import RunLock
 
 RUN_FILE = "run.json"
@@ -79,10 +79,11 @@ def _short(value: Any) -> str:
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``field (old -> new)`` for every field recorded in both with a different value."""
+    """``field (old -> new)`` for every field recorded in both with a different value (a path only when it names
+    other input: one file spelled relative and absolute is the same source)."""
     before, after = flatten(old), flatten(new)
     out = [f"{k} ({_short(before[k])} -> {_short(after[k])})" for k in sorted(before.keys() & after.keys())
-           if before[k] != after[k]]
+           if before[k] != after[k] and not same_input_path(before[k], after[k])]
     # a field that became a mapping (or stopped being one) changed too, though no flattened path is shared
     reshaped = [k for k in sorted(before.keys() ^ after.keys())
                 if any(other.startswith(k + ".") for other in (after if k in before else before))]

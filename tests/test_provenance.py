@@ -172,3 +172,17 @@ def test_bad_shard_or_backend_is_one_line(tmp_path, tiny_model_dir, capsys, args
     assert main(["predict", "--config", str(_config(tmp_path, tiny_model_dir, 3)), *args]) == 2
     assert f"field '{field}'" in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_one_source_spelled_relative_or_absolute_is_the_same_run(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    out = tmp_path / "generations.jsonl"
+    predict(tiny_model_dir, datamodule(out))  # the source as an absolute path (the quickstart's rewritten config)
+    monkeypatch.chdir(REPO)
+    again = datamodule(out, benchmarks={"rtp": {"source": "samples/benchmarks/rtp.jsonl"}})
+    capsys.readouterr()
+    predict(tiny_model_dir, again)
+    assert again.items == [] and "nothing to generate" in capsys.readouterr().out
+    other = tmp_path / "rtp.jsonl"
+    other.write_text("\n".join(Path(RTP).read_text().splitlines()[1:]) + "\n")
+    with pytest.raises(InputError, match="benchmarks.rtp.source"):
+        predict(tiny_model_dir, datamodule(out, benchmarks={"rtp": {"source": str(other)}}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import filecmp
 import hashlib
 import io
 import json
@@ -222,3 +223,16 @@ def sha256_file(path: str | Path) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def same_input_path(old: Any, new: Any) -> bool:
+    """True when two spellings name one existing input (``samples/x.tsv`` and ``/repo/samples/x.tsv``), or two
+    files with the same bytes: a config rewritten with absolute paths must not look like other training data."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    a, b = Path(old).expanduser(), Path(new).expanduser()
+    if not (a.exists() and b.exists()):
+        return False
+    if a.resolve() == b.resolve():
+        return True
+    return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)

@@ -9,7 +9,6 @@ refused with the differing fields named, unless ``--overwrite true`` discards th
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from valueharms.errors import InputError
+from valueharms.io import same_input_path
 
 #: recorded but not compared: output places, speed/memory knobs, metrics, and the global seed (LightningCLI draws a
 #: new one per run when a config sets none; a resume takes the weights from the checkpoint and the batch order from
@@ -54,19 +54,6 @@ def training_config(module: Any, datamodule: Any, trainer: Any) -> dict[str, Any
         "seed": os.environ.get("PL_GLOBAL_SEED"),
     }
     return _plain({"model": section(module, "model"), "data": section(datamodule, "data"), "trainer": train})
-
-
-def same_input_path(old: Any, new: Any) -> bool:
-    """True when two spellings name one existing input (``samples/x.tsv`` and ``/repo/samples/x.tsv``), or two
-    files with the same bytes: a config rewritten with absolute paths must not look like other training data."""
-    if not (isinstance(old, str) and isinstance(new, str)):
-        return False
-    a, b = Path(old).expanduser(), Path(new).expanduser()
-    if not (a.exists() and b.exists()):
-        return False
-    if a.resolve() == b.resolve():
-        return True
-    return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
 
 
 def config_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
