@@ -33,7 +33,7 @@ def test_toy_judge_scores_through_the_console_script(toy, repo, tmp_path, capsys
     assert "--judge.level" in capsys.readouterr().out
 
 
-def test_toy_judge_in_the_demo(toy, monkeypatch):
+def test_toy_judge_in_the_demo(toy, monkeypatch, tmp_path):
     import demo.app as app
 
     judge, status = app.load_judge("toy", {"level": 2.0})
@@ -65,7 +65,7 @@ def test_toy_judge_in_the_demo(toy, monkeypatch):
 
     monkeypatch.setattr(app, "ChatBackend", NoModel)
     monkeypatch.setattr(app, "build_app", lambda backend, judge, runs: built.update(judge=judge) or NoServer())
-    assert main(["demo", "runs/none", "--judge", "toy", "--judge.level", "3"]) == 0
+    assert main(["demo", str(tmp_path), "--judge", "toy", "--judge.level", "3"]) == 0  # a study without adapters
     assert isinstance(built["judge"], toy.ToyJudge) and built["judge"].level == 3.0 and built["launched"]
     assert built["closed"] and app.judge_text(built["judge"], "judge: toy", "AB").startswith("toxicity **3.000**")
 
