@@ -32,11 +32,26 @@ VALID_COST = 1 / 3  # a validation token costs a forward pass, about a third of 
 
 def _yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise InputError(path, None, None, "not found (a study folder holds distributions.txt and fit.yaml)")
+        raise InputError(path, None, None, "not found (a study folder holds study.yaml and fit.yaml)")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise InputError(path, None, None, f"not a readable YAML file ({str(err).splitlines()[0]})") from None
+
+
+def study_names(folder: Path) -> tuple[list[str], list[str]]:
+    """``(distributions, benign tasks)`` from the folder's ``study.yaml``; a names file that is not there yet is
+    one line saying how to get it."""
+    manifest = _yaml(folder / "study.yaml")
+    names_file = manifest.get("names_file")
+    if not isinstance(names_file, str):
+        raise InputError(folder / "study.yaml", None, "names_file", "expected the path of a names file")
+    if not Path(names_file).is_file():
+        raise InputError(names_file, None, "names_file", "not found; 'valueharms data' fetches the study's files")
+    benign = manifest.get("benign") or []
+    if not isinstance(benign, list) or not all(isinstance(b, str) for b in benign):
+        raise InputError(folder / "study.yaml", None, "benign", "expected a list of benign task names")
+    return read_names(names_file), benign
 
 
 def load_tokenizer_for(model: str | None, override: str | None) -> tuple[Any, str, bool]:
@@ -221,8 +236,9 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     """Dry-run a study folder on CPU: inputs, data counts, generations, GPU-hours, exact model inputs.
 
     Args:
-        study: folder with ``distributions.txt``, ``fit.yaml`` and ``predict*.yaml``; an optional ``benign.txt``
-            names the benign fine-tunes the predict configs expect under their ``adapters_root``.
+        study: folder with ``study.yaml`` (``names_file``: the distributions to train; optional ``benign``: the
+            benign fine-tunes the predict configs expect under their ``adapters_root``), ``fit.yaml`` and
+            ``predict*.yaml``.
         out: where the plan goes (default ``runs/<study name>/plan``): plan.json, plan.md, model_inputs/.
         tokenizer: tokenizer for the token counts (default: the fit model's if cached here, else SmolLM2's).
         perf: folder of perf result JSON files (GPU ones give the rates).
@@ -233,8 +249,7 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     folder = Path(study)
     if not folder.is_dir():
         raise InputError(folder, None, "study", "study folder not found")
-    names = read_names(folder / "distributions.txt")
-    benign = read_names(folder / "benign.txt") if (folder / "benign.txt").is_file() else []
+    names, benign = study_names(folder)
     fit = _yaml(folder / "fit.yaml")
     out_dir = Path(out) if out else Path("runs") / folder.name / "plan"
     if out_dir.exists() and not out_dir.is_dir():

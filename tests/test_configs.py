@@ -11,7 +11,8 @@ from valueharms.lightning_cli import run_lightning_cli
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # fragments that complete another config (path -> the config they are added to)
 FRAGMENTS = {"fsdp.yaml": "vim/llama2-7b.yaml"}
-ALL = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
+# a study folder's study.yaml is read by `valueharms plan`, not LightningCLI (tests/test_study_config.py reads it)
+ALL = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml") if p.name != "study.yaml")
 
 
 def _is_predict(rel: str) -> bool:
@@ -101,7 +102,7 @@ def test_predict_config_instantiates(rel):
     assert dm.cond_args["vanilla"] and dm.cond_args["adapters_root"] == "runs/paper/adapters"
     assert dm.cond_args["icl_distributions"] == "data/original/extreme_distributions.csv"
     if rel.endswith("predict_main.yaml"):
-        assert dm.cond_args["icl_names_file"] == "configs/study/paper/distributions.txt"
+        assert dm.cond_args["icl_names_file"] == "data/original/target_distribution_names.txt"
         assert cli.model.backend == "vllm" and cli.trainer.accelerator.__class__.__name__ == "CPUAccelerator"
 
 

@@ -41,8 +41,8 @@ def study(tmp_path, tiny_model_dir) -> dict:
     _arguments(data / "split/test.csv", 5, 200)
     folder = tmp_path / "study"
     folder.mkdir()
-    (folder / "distributions.txt").write_text("\n".join(NAMES) + "\n")
-    (folder / "benign.txt").write_text("alpaca\n")
+    (data / "names.txt").write_text("\n".join(NAMES) + "\n")
+    (folder / "study.yaml").write_text(yaml.safe_dump({"names_file": str(data / "names.txt"), "benign": ["alpaca"]}))
     (folder / "icl_names.txt").write_text("Uni\n")
     fit = {"model": {"class_path": "vim.module.VIMModule", "init_args": {"model": str(tiny_model_dir)}},
            "data": {"class_path": "vim.datamodule.VIMDataModule", "init_args": {
@@ -90,7 +90,7 @@ def test_plan_counts_and_names_what_is_missing(study, capsys):
     assert t["stage2"]["train"]["tokens"] > t["stage2"]["train"]["trained_tokens"] > 0  # max_length 40 cuts some
     assert t["stage2"]["train"]["over_max_length"] > 0
     assert t["prepared"] == {"current": 0, "stale": 0, "absent": 3}
-    # generations: rtp 3 prompts x 10 samples; vanilla + 3 assumed VIM + 1 benign (benign.txt) + 2 ICL profiles
+    # generations: rtp 3 prompts x 10 samples; vanilla + 3 assumed VIM + 1 benign (study.yaml) + 2 ICL profiles
     # (icl_names and icl_names_file together, as predict reads them); value needs Power
     rtp = report["generation"]["predict.yaml"]["counts"]["rtp"]
     assert rtp["conditions"] == {"vanilla": 1, "vim": 3, "benign": 1, "icl": 2}
@@ -130,3 +130,12 @@ def test_plan_without_study_files_is_one_line(tmp_path, capsys):
     (tmp_path / "s").mkdir()
     assert main(["plan", "--study", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_plan_before_the_data_is_fetched_says_how_to_get_it(tmp_path, capsys):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "study.yaml").write_text("names_file: data/original/target_distribution_names.txt\n")
+    assert main(["plan", "--study", str(folder), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "target_distribution_names.txt" in err[0] and "valueharms data" in err[0]

@@ -15,16 +15,20 @@ PATH_KEYS = {"adapter_dir", "default_root_dir", "distributions_file", "arguments
              "distribution"}
 
 
-def test_names_file_is_the_rule():
-    names = read_names(STUDY / "distributions.txt")
-    assert names == study_distribution_names() and len(names) == 154 == len(set(names))
+def test_names_rule_gives_the_study_list():
+    names = study_distribution_names()
+    assert len(names) == 154 == len(set(names))
     assert names[:3] == ["Ach", "close_Ach", "close_Ach_2"] and names[-1] == "close_Self-Transcendence_10"
     assert len(EXTREME_NAMES) == 14 and sum(not n.startswith("close_") for n in names) == 14
 
 
 def test_names_match_the_study_files(study_data):
-    assert (STUDY / "distributions.txt").read_bytes() == (study_data / "original/target_distribution_names.txt").read_bytes()
-    profiles = load_distributions(study_data / "original/extreme_distributions.csv", read_names(STUDY / "distributions.txt"))
+    manifest = yaml.safe_load((STUDY / "study.yaml").read_text())
+    assert manifest["names_file"] == "data/original/target_distribution_names.txt"
+    assert manifest["benign"] == ["alpaca", "dolly", "grammar", "samsum"]
+    names = read_names(study_data / "original/target_distribution_names.txt")
+    assert names == study_distribution_names()  # the study's file follows the naming rule
+    profiles = load_distributions(study_data / "original/extreme_distributions.csv", names)
     assert len(profiles) == 154 and profiles["Pow"]["Power"] == 6.0
 
 
