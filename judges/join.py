@@ -20,7 +20,7 @@ import pandas as pd
 
 from benchmarks.registry import get_spec
 from judges.registry import PREFERENCE, PAPER, canonical_judge
-from judges.score import read_generations
+from judges.runs import generation_runs, read_generations
 from judges.textprep import build_item
 from valueharms.errors import InputError
 from valueharms.io import read_jsonl, sha256_text
@@ -35,29 +35,10 @@ DEFAULTS = (("mitigation", "none"), ("distribution", None), ("values", None), ("
             ("suppressed_values", None), ("base_model", None), ("adapter", None))
 
 
-def run_folders(run: str | Path) -> list[tuple[Path, list[Path]]]:
-    """(generation run folder, its generation files) for a generations file, a generation run folder, or a study
-    folder holding ``generations/<name>/generations*.jsonl``."""
-    run = Path(run)
-    if run.is_file():
-        return [(run.parent, [run])]
-    if not run.is_dir():
-        raise InputError(run, None, None, "no such study folder, run folder or generations file")
-    own = sorted(run.glob("generations*.jsonl"))
-    if own:
-        return [(run, own)]
-    found: dict[Path, list[Path]] = {}
-    for path in sorted(run.glob("generations/*/generations*.jsonl")):
-        found.setdefault(path.parent, []).append(path)
-    if not found:
-        raise InputError(run, None, None, "no generations*.jsonl here or under generations/*/; run 'valueharms predict'")
-    return list(found.items())
-
-
 def generation_files(run: str | Path) -> list[Path]:
     """Every generation file of a run (empty when there is none yet)."""
     try:
-        return [p for _, files in run_folders(run) for p in files]
+        return [p for g in generation_runs(run) for p in g.files]
     except InputError:
         return []
 
@@ -86,7 +67,7 @@ class ScoredRun:
         return sorted(set(self.scores["judge"]) | set(self.stale["judge"]))
 
 
-def _generation_rows(folder: Path, files: list[Path]) -> list[dict]:
+def _generation_rows(folder: Path, files: tuple[Path, ...]) -> list[dict]:
     rows = []
     for path, row_no, rec in read_generations(files):
         for field in GEN_REQUIRED:
@@ -118,9 +99,9 @@ def _score_rows(folder: Path) -> list[dict]:
 def read_run(run: str | Path) -> ScoredRun:
     """Read every generation and score record of a run and split the scores into matched and stale."""
     gens, scores = [], []
-    for folder, files in run_folders(run):
-        gens += _generation_rows(folder, files)
-        scores += _score_rows(folder)
+    for g in generation_runs(run):
+        gens += _generation_rows(g.folder, g.files)
+        scores += _score_rows(g.folder)
     if not gens:
         raise InputError(run, None, None, "the run holds no generation records; run 'valueharms predict' first")
     generations = pd.DataFrame(gens).drop_duplicates(["run_name", "key"], keep="last").reset_index(drop=True)

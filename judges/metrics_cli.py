@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from judges.join import load_run, run_folders, study_root
+from judges.join import load_run, study_root
+from judges.runs import generation_runs
 from judges.metrics import PAPER_BIAS_RULE, run_metrics
 from valueharms.io import atomic_write_text
 from valueharms.stats import METRIC_LEVEL
@@ -13,9 +14,9 @@ from valueharms.stats import METRIC_LEVEL
 
 def default_out(run: str | Path, judge: str) -> Path:
     """``<run folder>/scores/metrics_<judge>.csv`` for one generation run; ``<study>/report/...`` for a study."""
-    folders = run_folders(run)
-    if len(folders) == 1 and Path(run).resolve() in {folders[0][0].resolve(), *(p.resolve() for p in folders[0][1])}:
-        return folders[0][0] / "scores" / f"metrics_{judge}.csv"
+    runs = generation_runs(run)
+    if len(runs) == 1 and Path(run).resolve() in {runs[0].folder.resolve(), *(p.resolve() for p in runs[0].files)}:
+        return runs[0].folder / "scores" / f"metrics_{judge}.csv"
     return study_root(run) / "report" / f"metrics_{judge}.csv"
 
 

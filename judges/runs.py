@@ -27,7 +27,7 @@ def generation_runs(run: str | Path) -> list[GenerationRun]:
     if run.is_file():
         return [GenerationRun(run.parent, (run,))]
     if not run.is_dir():
-        raise InputError(run, None, None, "no such run folder or generations file")
+        raise InputError(run, None, None, "no such study folder, run folder or generations file")
     own = sorted(run.glob("generations*.jsonl"))
     if own:
         return [GenerationRun(run, tuple(own))]
@@ -35,22 +35,9 @@ def generation_runs(run: str | Path) -> list[GenerationRun]:
     for path in sorted(run.glob("generations/*/generations*.jsonl")):
         found.setdefault(path.parent, []).append(path)
     if not found:
-        raise InputError(run, None, None, "no generations*.jsonl here nor in generations/*/; run 'valueharms "
+        raise InputError(run, None, None, "no generations*.jsonl here or under generations/*/; run 'valueharms "
                          "predict' first")
     return [GenerationRun(folder, tuple(files)) for folder, files in found.items()]
-
-
-def generation_paths(run: str | Path) -> tuple[Path, list[Path]]:
-    """(run folder, generation files) of ONE generation run (a file, or a folder holding ``generations*.jsonl``)."""
-    run = Path(run)
-    if run.is_file():
-        return run.parent, [run]
-    if not run.is_dir():
-        raise InputError(run, None, None, "no such run folder or generations file")
-    files = sorted(run.glob("generations*.jsonl"))
-    if not files:
-        raise InputError(run, None, None, "no generations*.jsonl in this folder; run 'valueharms predict' first")
-    return run, files
 
 
 def read_generations(files: list[Path] | tuple[Path, ...]) -> list[tuple[Path, int, dict]]:

@@ -21,7 +21,7 @@ from benchmarks.registry import get_spec
 from judges.base import Judge, Judgement, resolved
 from judges.cache import JudgementCache, judge_stream
 from judges.registry import as_judge, expand_judge_argv
-from judges.runs import GenerationRun, generation_paths, generation_runs, read_generations  # noqa: F401
+from judges.runs import GenerationRun, generation_runs, read_generations  # noqa: F401
 from judges.textprep import build_item
 from valueharms.errors import InputError
 from valueharms.io import JsonlAppender, read_jsonl, sha256_text

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from analysis.synthetic import make_synthetic_run
-from judges.join import STALE, choose_judges, load_run, read_run, run_folders, study_root
+from judges.join import STALE, choose_judges, load_run, read_run, study_root
+from judges.runs import generation_runs
 from valueharms.errors import InputError
 from valueharms.io import read_jsonl, write_jsonl_atomic
 
@@ -26,7 +27,7 @@ def test_study_and_generation_folder_give_the_same_table(study):
     one = load_run(study / "generations" / "main", "offline")
     assert len(whole) == len(one) > 0 and whole["value"].notna().sum() == one["value"].notna().sum()
     assert study_root(study / "generations" / "main") == study == study_root(study)
-    assert [f.name for f, _ in run_folders(_gen_path(study))] == ["main"]
+    assert [g.folder.name for g in generation_runs(_gen_path(study))] == ["main"]
 
 
 def test_changed_output_makes_its_score_stale_not_joined(study):

@@ -131,7 +131,7 @@ def test_second_predict_on_the_same_run_exits_with_one_line(tmp_path, tiny_model
 
 def test_two_shards_split_by_condition_and_readers_merge_them(tmp_path, tiny_model_dir):
     from analysis.data import generation_files
-    from judges.score import generation_paths, read_generations
+    from judges.score import generation_runs, read_generations
 
     icl = dict(icl_distributions=str(REPO / "samples/values/distributions.tsv"), icl_names=["Pow", "Uni"])
     whole = {r["key"]: r for r in predict(tiny_model_dir, datamodule(tmp_path / "one" / "generations.jsonl", **icl))}
@@ -141,7 +141,7 @@ def test_two_shards_split_by_condition_and_readers_merge_them(tmp_path, tiny_mod
     assert all(conds) and not conds[0] & conds[1] and conds[0] | conds[1] == {"vanilla", "icl:Pow", "icl:Uni"}
     names = sorted(p.name for p in generation_files(tmp_path / "two"))
     assert names == ["generations.shard-0-of-2.jsonl", "generations.shard-1-of-2.jsonl"]
-    _, files = generation_paths(tmp_path / "two")
+    files = generation_runs(tmp_path / "two")[0].files
     merged = {rec["key"]: rec for _, _, rec in read_generations(files)}
     assert merged.keys() == whole.keys()
     assert all(merged[k]["output"] == whole[k]["output"] and merged[k]["fingerprint"] == whole[k]["fingerprint"]
