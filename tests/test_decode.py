@@ -54,6 +54,10 @@ def test_bos_where_the_tokenizer_adds_one(tiny_tokenizer, template):
         ids = encode_ids(tok, [rendered])[0]
         assert rendered.startswith(tok.bos_token) and ids[0] == bos and ids.count(bos) == 1
         assert not adds_special_tokens(tok, rendered)
+        from valueharms.loglik import encode_pair
+
+        pair, start = encode_pair(tok, rendered, " Because")  # option scoring follows generation's rule
+        assert pair[:start] == ids and pair.count(bos) == 1
 
 
 @pytest.mark.parametrize("with_template", [True, False])

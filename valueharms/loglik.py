@@ -28,14 +28,16 @@ def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def encode_pair(tokenizer: Any, prompt: str, option: str) -> tuple[list[int], int]:
-    """Token ids of ``prompt + option`` and where the option starts.
+def encode_pair(tokenizer: Any, prompt: str, option: str, head: list[int] | None = None) -> tuple[list[int], int]:
+    """Token ids of ``prompt + option`` and where the option starts (``head``: the prompt's ids, when known).
 
     The whole text is tokenized once (what a model sees when it produced the option itself); when the prompt's own
-    tokens are not a prefix of that (a merge across the boundary), the option is tokenized on its own.
+    tokens are not a prefix of that (a merge across the boundary), the option is tokenized on its own. The special
+    prefix follows :func:`valueharms.decode.encode_ids`' rule: none for a prompt that already starts with it.
     """
-    special = adds_special_tokens(tokenizer)
-    head = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+    special = adds_special_tokens(tokenizer, prompt)
+    if head is None:
+        head = tokenizer(prompt, add_special_tokens=special)["input_ids"]
     full = tokenizer(prompt + option, add_special_tokens=special)["input_ids"]
     if full[:len(head)] != head:
         full = head + tokenizer(option, add_special_tokens=False)["input_ids"]
@@ -150,7 +152,10 @@ def option_logliks(model: Any, tokenizer: Any, prompts: Sequence[str], options: 
         raise ValueError("every prompt needs at least one option")
     if not prompts:
         return []
-    pairs = [[encode_pair(tokenizer, p, o) for o in opts] for p, opts in zip(prompts, options)]
+    pairs = []
+    for prompt, opts in zip(prompts, options):  # each prompt tokenized once, shared by its options
+        head_ids = tokenizer(prompt, add_special_tokens=adds_special_tokens(tokenizer, prompt))["input_ids"]
+        pairs.append([encode_pair(tokenizer, prompt, o, head_ids) for o in opts])
     seqs = [[ids for ids, _ in row] for row in pairs]
     starts = [[s for _, s in row] for row in pairs]
     # the cached head: shared by every sequence, and ending before the first scored token's predecessor
