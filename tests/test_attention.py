@@ -48,6 +48,24 @@ def test_varlen_packed_and_padded_equal_dense_padded(tiny_tokenizer, tiny_model)
     assert abs(float(leaky) - ref_loss) > 1e-3
 
 
+def test_boundaries_are_computed_once_per_forward_not_per_layer(tiny_tokenizer, tiny_model, monkeypatch):
+    """Every layer gets the same position_ids / padding mask: one boundary computation (one host sync) a forward."""
+    calls = []
+    for name in ("_position_boundaries", "_mask_boundaries"):
+        real = getattr(attention, name)
+        monkeypatch.setattr(attention, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    prepare_model_for_packing(tiny_model)
+    tiny_model.set_attn_implementation(attention.register_varlen_attention())
+    assert tiny_model.config.num_hidden_layers > 1
+    ex = _examples()
+    for batch, name in ((PackedCollator(tiny_tokenizer)(ex), "_position_boundaries"),
+                        (PadCollator(tiny_tokenizer.pad_token_id)(ex), "_mask_boundaries")):
+        for _ in range(2):  # two forwards on new tensors (a new step): each computes its boundaries once
+            calls.clear()
+            _loss_and_grads(tiny_model, {k: v.clone() for k, v in batch.items() if torch.is_tensor(v)})
+            assert calls == [name]
+
+
 def _reference(q, k, v, cu, cu_k, max_q, max_k, **kwargs):
     """A CPU stand-in for torch's CUDA varlen kernel (checks the arguments it is given)."""
     assert cu.dtype == torch.int32 and torch.equal(cu, cu_k) and max_q == max_k == int((cu[1:] - cu[:-1]).max())

@@ -17,6 +17,7 @@ kernels take the example boundaries instead and never touch those tiles:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import weakref
@@ -48,10 +49,16 @@ def _flash_kernel(query: torch.Tensor) -> Callable | None:
     return _torch_varlen_fn()
 
 
+@functools.cache
+def _parameters(fn: Callable) -> frozenset[str]:
+    """The parameter names of ``fn`` (read once: the attention call runs in every layer of every step)."""
+    return frozenset(inspect.signature(fn).parameters)
+
+
 def _call_varlen(fn: Callable, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int,
                  scale: float | None) -> torch.Tensor:
     """Call ``varlen_attn`` with the causal flag, scale and GQA in whichever form this torch's signature takes."""
-    params = inspect.signature(fn).parameters
+    params = _parameters(fn)
     kwargs: dict[str, Any] = {}
     if "window_size" in params:  # torch >= 2.11: (-1, 0) is causal
         kwargs["window_size"] = (-1, 0)
@@ -85,24 +92,43 @@ def _per_segment_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: tor
 
 
 class _BoundaryCache:
-    """Example boundaries of the last ``position_ids`` seen: every layer of one forward gets the same tensor."""
+    """The last value computed for a tensor object: every layer of one forward is handed the same ``position_ids``
+    (or padding mask), so the example boundaries, and the device-to-host sync their longest length costs, are
+    computed once per forward instead of once per layer."""
 
     def __init__(self) -> None:
         self._ref: Any = None
-        self._value: tuple[torch.Tensor, int] | None = None
+        self._shape: tuple[int, int] | None = None
+        self._value: Any = None
 
-    def get(self, position_ids: torch.Tensor, rows: int, length: int) -> tuple[torch.Tensor, int]:
-        if self._ref is not None and self._ref() is position_ids and self._value is not None:
+    def get(self, key: torch.Tensor, shape: tuple[int, int], compute: Callable[[], Any]) -> Any:
+        if self._ref is not None and self._ref() is key and self._shape == shape:
             return self._value
-        pos = position_ids.expand(rows, length).reshape(-1)
-        start = torch.ones_like(pos, dtype=torch.bool)
-        start[1:] = pos[1:] != pos[:-1] + 1
-        start[::length] = True  # every row starts a sequence
-        idx = start.nonzero().squeeze(1)
-        cu = torch.cat([idx, idx.new_tensor([pos.numel()])]).to(torch.int32)
-        value = (cu, int((cu[1:] - cu[:-1]).max()))
-        self._ref, self._value = weakref.ref(position_ids), value
-        return value
+        self._value = compute()
+        self._ref, self._shape = weakref.ref(key), shape
+        return self._value
+
+
+_POSITION_BOUNDARIES = _BoundaryCache()
+_MASK_BOUNDARIES = _BoundaryCache()
+
+
+def _position_boundaries(position_ids: torch.Tensor, rows: int, length: int) -> tuple[torch.Tensor, int]:
+    """``cu_seqlens`` and the longest example from packed ``position_ids`` (a new example where they restart)."""
+    pos = position_ids.expand(rows, length).reshape(-1)
+    start = torch.ones_like(pos, dtype=torch.bool)
+    start[1:] = pos[1:] != pos[:-1] + 1
+    start[::length] = True  # every row starts a sequence
+    idx = start.nonzero().squeeze(1)
+    cu = torch.cat([idx, idx.new_tensor([pos.numel()])]).to(torch.int32)
+    return cu, int((cu[1:] - cu[:-1]).max())
+
+
+def _mask_boundaries(attention_mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(kept token indices, cu_seqlens, longest row)`` of a 2-D padding mask (unpadding)."""
+    mask = attention_mask[:, -length:].bool()
+    lengths = mask.sum(1)
+    return mask.reshape(-1).nonzero().squeeze(1), F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32), int(lengths.max())
 
 
 def _boundaries(module: Any, rows: int, length: int, kwargs: dict[str, Any]) -> tuple[torch.Tensor, int]:
@@ -114,8 +140,8 @@ def _boundaries(module: Any, rows: int, length: int, kwargs: dict[str, Any]) -> 
     if position_ids is None:  # plain full rows
         cu = torch.arange(0, (rows + 1) * length, length, dtype=torch.int32, device=module_device(module))
         return cu, length
-    cache = module.__dict__.setdefault("_vim_boundaries", _BoundaryCache())
-    return cache.get(position_ids, rows, length)
+    return _POSITION_BOUNDARIES.get(position_ids, (rows, length),
+                                    lambda: _position_boundaries(position_ids, rows, length))
 
 
 def module_device(module: Any) -> torch.device:
@@ -136,11 +162,8 @@ def varlen_attention_forward(module: Any, query: torch.Tensor, key: torch.Tensor
     q, k, v = (t.transpose(1, 2).reshape(rows * length, t.shape[1], dim) for t in (query, key, value))
     keep = None
     if attention_mask is not None:  # 2-D padding mask from flash_attention_mask: unpad
-        mask = attention_mask[:, -length:].bool()
-        keep = mask.reshape(-1).nonzero().squeeze(1)
-        lengths = mask.sum(1)
-        cu = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
-        max_len = int(lengths.max())
+        keep, cu, max_len = _MASK_BOUNDARIES.get(attention_mask, (rows, length),
+                                                 lambda: _mask_boundaries(attention_mask, length))
         q, k, v = q[keep], k[keep], v[keep]
     else:
         cu, max_len = _boundaries(module, rows, length, kwargs)
