@@ -167,7 +167,7 @@ def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Ma
                 rel = f"{bname}.{kind}.{mit}.txt"
                 atomic_write_text(out / rel, text)
                 index[rel] = {"benchmark": bname, "condition": cond.name, "kind": kind, "mitigation": mit,
-                              "prompt_id": item.id, "stop": cond.stop_for(bench.spec, init.get("stop")),
+                              "prompt_id": item.id, "stop": cond.stop_for(bench.spec, init.get("stop"), early=init.get("stop_after_scored", True)),
                               "suppressed": values, "characters": len(text)}
                 written.append(str(out / rel))
     if index:

@@ -66,11 +66,9 @@ def build_conditions(*, vanilla: bool = True, adapters: Sequence[str] = (), adap
 
 
 def icl_name_list(icl_names: Sequence[str] = (), icl_names_file: str | None = None) -> list[str]:
-    """The ICL profiles asked for: ``icl_names`` then the file's names, once each (empty: every distribution)."""
-    names = list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
-    if icl_names_file and not names:
-        raise InputError(icl_names_file, None, None, "the ICL names file lists no distribution")
-    return names
+    """The ICL profiles asked for: ``icl_names`` then the file's names, once each (empty: every distribution; an
+    empty names file is refused by :func:`read_names`)."""
+    return list(dict.fromkeys([*icl_names, *(read_names(icl_names_file) if icl_names_file else [])]))
 
 
 CONDITION_KINDS = ("vanilla", "vim", "benign", "icl")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from valueharms.errors import InputError
-from valueharms.io import sha256_file
+from valueharms.io import sha256_file, sha256_text
 
 FINGERPRINT_CHARS = 16
 SMALL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json",
@@ -56,13 +56,9 @@ def jsonable(obj: Any) -> Any:
     return json.loads(canonical_json(obj))
 
 
-def short_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_CHARS]
-
-
 def fingerprint(group_json: str, prompt: str) -> str:
     """The record fingerprint: short sha256 of the canonical JSON of a group's parts, a newline, the prompt text."""
-    return short_sha256(group_json + "\n" + prompt)
+    return sha256_text(group_json + "\n" + prompt)[:FINGERPRINT_CHARS]
 
 
 def _sampled_sha256(path: Path) -> str:
@@ -126,10 +122,9 @@ def adapter_sha256(folder: str | Path) -> str:
 
 def prompt_identity(spec: Any, *, profile_values: bool = True) -> dict[str, Any]:
     """A PromptSpec as JSON with only the texts in effect (a safety prompt only when ``safety``, the suppression
-    template only when values are suppressed, the ICL template text, resolved from the shipped file when unset,
-    only for ICL), so editing an unused template does not make other records stale."""
-    from valueharms.prompts import load_icl_template
-
+    template only when values are suppressed, the ICL template text only for ICL), so editing an unused template
+    does not make other records stale. Specs come from ``GenerationPlan.templates_for``, which always sets the ICL
+    template of an ICL condition."""
     rec = {f.name: getattr(spec, f.name) for f in fields(spec)}
     if not rec.get("safety"):
         rec.pop("safety_prompt", None)
@@ -137,8 +132,6 @@ def prompt_identity(spec: Any, *, profile_values: bool = True) -> dict[str, Any]
         rec.pop("suppression_template", None)
     if rec.get("icl_profile") is None:
         rec.pop("icl_template", None)
-    elif rec.get("icl_template") is None:
-        rec["icl_template"] = load_icl_template(spec.fmt)
     if not profile_values:
         rec["icl_profile"] = rec.get("icl_profile") is not None
         rec["suppress"] = bool(rec.get("suppress"))

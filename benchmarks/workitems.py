@@ -122,10 +122,10 @@ class GenerationPlan:
     def config(self) -> dict[str, Any]:
         """The run's settings as recorded in run.json: every field that changes how a stored key's text is made."""
         benchmarks, prompts = {}, {}
+        kinds = {c.kind: c for c in self.conditions}  # one condition per kind shows the kind's prompt and stops
         for name, (bench, source, options) in self.benchmarks.items():
             dec = self.decoding(bench).as_record()
             dec.pop("samples")
-            kinds = {c.kind: c for c in self.conditions}
             benchmarks[name] = {"source": source, "format": bench.fmt, "decoding": dec,
                                 "options": {k: v for k, v in options.items() if k not in SELECTION_OPTIONS},
                                 "stop": {kind: list(self.stop(bench, c)) for kind, c in kinds.items()}}

@@ -7,6 +7,7 @@ content-part lists) goes to the backend, which builds the whole conversation wit
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -62,7 +63,7 @@ def chat_handler(backend: ChatBackend, judge_obj: Any | None, judge_status: str)
             judge_obj, judge_status, reply, message)
         mine, vanilla = _turn(past, message, reply), v_past
         if side_by_side:
-            base = ChatSettings(**{**settings.__dict__, "adapter": VANILLA, "icl": False, "history": v_past})
+            base = dataclasses.replace(settings, adapter=VANILLA, icl=False, history=v_past)
             v_reply = ""
             for v_reply, _ in backend.stream(message, base):
                 yield mine, _turn(v_past, message, v_reply), prompt, score, reply

@@ -48,8 +48,8 @@ class ChatBackend:
     """Loads the base model once; serves vanilla, ICL and adapter replies with streaming."""
 
     def __init__(self, model: str = DEFAULT_MODEL, runs: str | Path | None = None,
-                 adapters: Sequence[AdapterInfo | str | Path] | None = None, device: str | None = None) -> None:
-        """``runs`` is searched for complete adapters; ``adapters`` adds adapter folders or hub ids (or infos)."""
+                 adapters: Sequence[str | Path] | None = None, device: str | None = None) -> None:
+        """``runs`` is searched for complete adapters; ``adapters`` adds adapter folders or hub ids."""
         self.model_name = model
         try:
             self.tokenizer = load_tokenizer(model, padding_side="left")
@@ -60,8 +60,7 @@ class ChatBackend:
             raise InputError(model, None, None, f"model failed to load ({type(err).__name__}: {err})") from None
         base.eval()
         found = find_adapters(runs) if runs and Path(runs).is_dir() else []
-        refs = [a for a in adapters or () if not isinstance(a, AdapterInfo)]
-        found += [a for a in adapters or () if isinstance(a, AdapterInfo)] + adapters_from(refs)
+        found += adapters_from(list(adapters or ()))
         self.adapters: dict[str, AdapterInfo] = {}
         self._peft_names: dict[str, str] = {}
         for i, info in enumerate(found):

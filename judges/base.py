@@ -14,7 +14,7 @@ a static ``runs_locally(options)`` (True when it needs no key, network or downlo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from valueharms.errors import InputError
 from valueharms.io import sha256_text
@@ -70,8 +70,11 @@ class Judge(Protocol):
         ...
 
 
-def batched(texts: Sequence[str], size: int) -> Iterator[list[str]]:
-    """Consecutive chunks of at most ``size`` texts (local model judges score a batch per forward pass)."""
+T = TypeVar("T")
+
+
+def batched(texts: Sequence[T], size: int) -> Iterator[list[T]]:
+    """Consecutive chunks of at most ``size`` items (local model judges score a batch per forward pass)."""
     for start in range(0, len(texts), max(size, 1)):
         yield list(texts[start : start + size])
 

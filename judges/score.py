@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.registry import get_spec
-from judges.base import Judge, Judgement, resolved
+from judges.base import Judge, Judgement, batched, resolved
 from judges.cache import JudgementCache, judge_stream
 from judges.registry import as_judge, expand_judge_argv
 from judges.runs import GenerationRun, generation_runs, read_generations  # noqa: F401
@@ -71,8 +71,7 @@ def judge_items(judge: Any, store: JudgementCache, sink: JsonlAppender, items: l
     """Judge ``items`` chunk by chunk; each paid answer is written as soon as it arrives (after the cache)."""
     counts: Counter = Counter()
     streaming = hasattr(judge, "iter_score")
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
+    for chunk in batched(items, batch_size):
         contexts = [i.context for i in chunk] if any(i.context for i in chunk) else None
         rows: list[dict] = []
         for indices, judgement, fresh in judge_stream(judge, store, [i.text for i in chunk], measure=measure,

@@ -115,9 +115,12 @@ def test_plan_counts_and_names_what_is_missing(study, capsys):
 def test_plan_passes_when_everything_is_there(study, capsys):
     cfg = yaml.safe_load((study["folder"] / "predict.yaml").read_text())
     cfg["data"]["init_args"]["benchmarks"]["hexphi"]["source"] = str(REPO / "samples/benchmarks/hexphi_placeholder")
+    cfg["data"]["init_args"]["stop_after_scored"] = False
     (study["folder"] / "predict.yaml").write_text(yaml.safe_dump(cfg))
     code, err = _run(study, capsys, "--prepare_data", "true")
     assert code == 0, err
+    index = json.loads((study["out"] / "model_inputs" / "predict" / "index.json").read_text())
+    assert index["rtp.icl.none.txt"]["stop"] == ["\n"]  # as predict will stop: no early '.' when it is off
     report = json.loads((study["out"] / "plan.json").read_text())
     assert report["training"]["prepared"] == {"current": 3, "stale": 0, "absent": 0}
     written = json.loads((study["tmp"] / "prepared" / "Pow" / "prepare_report.json").read_text())

@@ -4,7 +4,6 @@ Why: a bar redraws one line with carriage returns, so a log of a long job (``noh
 the job ends, and a message printed meanwhile lands on top of the bar. When the output is not a terminal this module
 prints one plain line every N items instead (count, %, elapsed, ETA, rate): :func:`progress` for loops (a tqdm
 drop-in) and :class:`LineProgressBar` for Lightning's fit/validate/predict. In a terminal the usual bars stay.
-Messages go through :func:`say` (``tqdm.write``), which never lands on a bar.
 """
 
 from __future__ import annotations
@@ -95,11 +94,6 @@ def progress(iterable: Iterable | None = None, *, total: float | None = None, de
 
         return auto(iterable, total=total, desc=desc, unit=unit, file=file, **kwargs)
     return LineTqdm(iterable, total=total, desc=desc, unit=unit, file=stream, every=every, **kwargs)
-
-
-def say(message: str, file: IO | None = None) -> None:
-    """Print a message without breaking a progress bar that is being drawn (``tqdm.write``)."""
-    tqdm.write(message, file=file)
 
 
 def _line_bar_class():
