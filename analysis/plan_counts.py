@@ -8,12 +8,13 @@ fit takes; token counts (with the study's tokenizer where available) decide the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from valueharms.values import VALUES, ValueProfile
-from vim.data import (EXPRESSIONS, SPLITS, STAGE1_PROMPT, STAGE1_TARGET, STAGE2_PROMPT, STAGE2_STATEMENT,
-                      STAGE2_TARGET, STANCES, Argument, split_items, stage1_counts, stage2_values, stochastic_round)
+from vim.agreement import candidates
+from vim.data import (SPLITS, Argument, is_positive, split_items, stage1_example, stage2_example, stage2_values,
+                      stochastic_round)
 
 
 @dataclass
@@ -24,8 +25,6 @@ class TokenLengths:
     s1_neg: list[int]
     s2_prompt: dict[str, list[int]]  # per split, per argument
     s2_target: dict[tuple[str, int], int]  # (value, score) -> target tokens (+ EOS)
-    s1_pos_prompt: list[int] = field(default_factory=list)
-    s1_neg_prompt: list[int] = field(default_factory=list)
 
 
 def _lengths(tokenizer: Any, texts: list[str], special: bool) -> list[int]:
@@ -36,31 +35,26 @@ def _lengths(tokenizer: Any, texts: list[str], special: bool) -> list[int]:
 
 
 def token_lengths(tokenizer: Any, arguments: Sequence[Argument], survey: dict[str, Sequence[Argument]]) -> TokenLengths:
-    """Tokenize each distinct prompt/target once (BOS on the prompt as the tokenizer adds it, EOS after the target)."""
-    prompts, targets = {}, {}
-    for would, key in (("would", "pos"), ("would not", "neg")):
-        prompts[key] = [STAGE1_PROMPT.format(conclusion=a.conclusion).replace("what you would say", f"what you {would} say")
-                        for a in arguments]
-        targets[key] = [" " + STAGE1_TARGET.format(would=would, agree=STANCES[a.stance], premise=a.premise,
-                                                   conclusion=a.conclusion) for a in arguments]
-    p = {k: _lengths(tokenizer, v, True) for k, v in prompts.items()}
-    t = {k: _lengths(tokenizer, v, False) for k, v in targets.items()}
-    s2_prompt = {split: _lengths(tokenizer, [STAGE2_PROMPT.format(statement=STAGE2_STATEMENT.format(
-        agree=STANCES[a.stance], conclusion=a.conclusion, premise=a.premise)) for a in survey.get(split, [])], True)
-        for split in SPLITS}
-    combos = [(v, s) for v in VALUES for s in range(1, 7)]
-    t2 = _lengths(tokenizer, [" " + STAGE2_TARGET.format(value=v.lower(), expression=EXPRESSIONS[s - 1], score=s)
-                              for v, s in combos], False)
-    return TokenLengths([a + b + 1 for a, b in zip(p["pos"], t["pos"])], [a + b + 1 for a, b in zip(p["neg"], t["neg"])],
-                        s2_prompt, {c: n + 1 for c, n in zip(combos, t2)}, p["pos"], p["neg"])
+    """Tokenize each distinct prompt/target once (BOS on the prompt as the tokenizer adds it, EOS after the target),
+    worded by the builders ``prepare`` uses."""
+    p, t = {}, {}
+    for positive in (True, False):
+        examples = [stage1_example(a, positive, "train") for a in arguments]
+        p[positive] = _lengths(tokenizer, [e["prompt"] for e in examples], True)
+        t[positive] = _lengths(tokenizer, [" " + e["target"] for e in examples], False)
+    s2_prompt = {split: _lengths(tokenizer, [stage2_example(a, VALUES[0], 1, split)["prompt"]  # value-free prompt
+                                             for a in survey.get(split, [])], True) for split in SPLITS}
+    t2 = {v: _lengths(tokenizer, [" " + c for c in candidates(v)], False) for v in VALUES}
+    return TokenLengths([a + b + 1 for a, b in zip(p[True], t[True])], [a + b + 1 for a, b in zip(p[False], t[False])],
+                        s2_prompt, {(v, s): t2[v][s - 1] + 1 for v in VALUES for s in range(1, 7)})
 
 
 def stage1_split_tokens(arguments: Sequence[Argument], profile: ValueProfile, threshold: float, seed: int,
-                        lengths: TokenLengths | None, max_length: int) -> dict[str, dict[str, int]]:
+                        lengths: TokenLengths, max_length: int) -> dict[str, dict[str, int]]:
     """Per split: examples, positives, tokens (full, and as trained: cut at ``max_length``) and over-long examples,
     split exactly as ``build_stage1`` does."""
     scores = profile.as_dict()
-    pos = [i for i, a in enumerate(arguments) if min(scores[v] for v in a.values) >= threshold]
+    pos = [i for i, a in enumerate(arguments) if is_positive(a, scores, threshold)]
     pos_set = set(pos)
     neg = [i for i in range(len(arguments)) if i not in pos_set]
     rng = random.Random(seed)
@@ -70,16 +64,15 @@ def stage1_split_tokens(arguments: Sequence[Argument], profile: ValueProfile, th
             row = out[split]
             row["examples"] += len(idx)
             row["positive"] += len(idx) if positive else 0
-            if lengths is not None:
-                per = lengths.s1_pos if positive else lengths.s1_neg
-                row["tokens"] += sum(per[i] for i in idx)
-                row["trained_tokens"] += sum(min(per[i], max_length) for i in idx)
-                row["over_max_length"] += sum(per[i] > max_length for i in idx)
+            per = lengths.s1_pos if positive else lengths.s1_neg
+            row["tokens"] += sum(per[i] for i in idx)
+            row["trained_tokens"] += sum(min(per[i], max_length) for i in idx)
+            row["over_max_length"] += sum(per[i] > max_length for i in idx)
     return out
 
 
 def stage2_split_tokens(survey: dict[str, Sequence[Argument]], profile: ValueProfile, seed: int,
-                        lengths: TokenLengths | None, max_length: int) -> dict[str, dict[str, int]]:
+                        lengths: TokenLengths, max_length: int) -> dict[str, dict[str, int]]:
     """Per split: examples, tokens and over-long examples, with the rounding draws ``build_stage2`` makes."""
     rng = random.Random(seed)
     scores = profile.as_dict()
@@ -90,27 +83,24 @@ def stage2_split_tokens(survey: dict[str, Sequence[Argument]], profile: ValuePro
             for v in stage2_values(a):
                 score = min(max(stochastic_round(scores[v], rng), 1), 6)
                 row["examples"] += 1
-                if lengths is not None:
-                    n = lengths.s2_prompt[split][i] + lengths.s2_target[(v, score)]
-                    row["tokens"] += n
-                    row["trained_tokens"] += min(n, max_length)
-                    row["over_max_length"] += n > max_length
+                n = lengths.s2_prompt[split][i] + lengths.s2_target[(v, score)]
+                row["tokens"] += n
+                row["trained_tokens"] += min(n, max_length)
+                row["over_max_length"] += n > max_length
         out[split] = row
     return out
 
 
 def distribution_counts(arguments: Sequence[Argument], survey: dict[str, Sequence[Argument]],
                         profiles: Sequence[ValueProfile], *, threshold: float, seed: int,
-                        lengths: TokenLengths | None, max_length: int, progress: bool = True) -> dict[str, dict]:
+                        lengths: TokenLengths, max_length: int) -> dict[str, dict]:
     """``name -> {"stage1": per split, "stage2": per split}`` for every profile."""
     from valueharms.progress import progress
 
-    quick = stage1_counts(arguments, profiles, threshold)  # vectorised cross-check of the split totals
     out: dict[str, dict] = {}
-    for profile in progress(profiles, desc="plan: count", unit="dist", disable=not progress):
-        s1 = stage1_split_tokens(arguments, profile, threshold, seed, lengths, max_length)
-        assert sum(r["positive"] for r in s1.values()) == quick[profile.name][0]
-        out[profile.name] = {"stage1": s1, "stage2": stage2_split_tokens(survey, profile, seed, lengths, max_length)}
+    for profile in progress(profiles, desc="plan: count", unit="dist"):
+        out[profile.name] = {"stage1": stage1_split_tokens(arguments, profile, threshold, seed, lengths, max_length),
+                             "stage2": stage2_split_tokens(survey, profile, seed, lengths, max_length)}
     return out
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from valueharms.cli import main
 from valueharms.values import VALUES, load_distributions, study_distribution_names
-from vim.data import load_arguments, stage1_counts
+from vim.data import is_positive, load_arguments
 
 
 def _pandas_counts(original) -> dict[str, tuple[int, int]]:
@@ -32,7 +32,9 @@ def _pandas_counts(original) -> dict[str, tuple[int, int]]:
 def test_stage1_counts_of_all_154_distributions(study_data):
     original = study_data / "original"
     profiles = load_distributions(original / "extreme_distributions.csv", study_distribution_names())
-    ours = stage1_counts(load_arguments(original / "valueEval_10.csv"), list(profiles.values()), 3.0)
+    arguments = load_arguments(original / "valueEval_10.csv")
+    positives = {name: sum(is_positive(a, p, 3.0) for a in arguments) for name, p in profiles.items()}
+    ours = {name: (pos, len(arguments) - pos) for name, pos in positives.items()}  # what build_stage1 splits
     expected = _pandas_counts(original)
     assert ours == expected
     assert ours["Sti"] == (1, 7373) and ours["Ach"] == (60, 7314) and ours["close_Ach"] == (0, 7374)

@@ -235,21 +235,6 @@ def is_positive(argument: Argument, profile: ValueProfile | dict[str, float], th
     return min(scores[v] for v in argument.values) >= threshold
 
 
-def stage1_counts(arguments: Sequence[Argument], profiles: Sequence[ValueProfile], threshold: float = 3.0
-                  ) -> dict[str, tuple[int, int]]:
-    """``name -> (positives, negatives)`` under the min rule for many profiles at once (vectorised; what
-    :func:`build_stage1` splits, without building the examples: the plan command counts all 154 this way)."""
-    import numpy as np
-
-    labels = np.array([a.labels for a in arguments], dtype=bool).reshape(len(arguments), len(VALUES))
-    out: dict[str, tuple[int, int]] = {}
-    for profile in profiles:
-        lowest = np.where(labels, np.array(profile.scores, dtype=float), np.inf).min(axis=1)
-        pos = int((lowest >= threshold).sum())
-        out[profile.name] = (pos, len(arguments) - pos)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------------- stage 1
 def stage1_example(argument: Argument, positive: bool, split: str) -> dict:
     """One argument-generation example (plain text; chat wrapping happens in the DataModule)."""
