@@ -264,11 +264,10 @@ def plan(study: str = "configs/study/paper", out: str | None = None, tokenizer: 
     if "per_distribution" in training:
         data = fit["data"]["init_args"]
         first = load_distributions(data["distributions_file"], names[:1])[names[0]]
-    chat_tok = None  # inputs are rendered as for a base model unless the study's own tokenizer has a chat template
     for cfg_path in sorted(folder.glob("predict*.yaml")):
         cfg = read_predict_config(cfg_path)
         counts, loaded, kinds = generation_counts(cfg, {"vim": names, "benign": benign}, missing, notes)
-        files = write_model_inputs(cfg, loaded, kinds, first, out_dir / "model_inputs" / cfg_path.stem, chat_tok, missing)
+        files = write_model_inputs(cfg, loaded, kinds, first, out_dir / "model_inputs" / cfg_path.stem, missing)
         generation[cfg_path.name] = {"counts": counts, "model_inputs": files}
     if not generation:
         notes.append(f"no predict*.yaml in {folder}: generations not counted")

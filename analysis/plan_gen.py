@@ -128,8 +128,9 @@ def generation_counts(cfg: dict[str, Any], expected: Mapping[str, Sequence[str]]
 
 
 def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Mapping[str, list[Condition]],
-                       study_profile: ValueProfile | None, out: Path, tokenizer: Any, missing: list[str]) -> list[str]:
-    """One exact model input per (benchmark, condition kind, mitigation) under ``out``; returns the files."""
+                       study_profile: ValueProfile | None, out: Path, missing: list[str]) -> list[str]:
+    """One exact model input per (benchmark, condition kind, mitigation) under ``out``, rendered without a chat
+    template as the study's base model (Llama-2-7B) reads it; returns the files."""
     init = cfg["data"]["init_args"]
     templates = {k: init.get(k) for k in ("safety_prompt", "suppression_template")}
     try:
@@ -163,7 +164,7 @@ def write_model_inputs(cfg: dict[str, Any], loaded: Mapping[str, Any], kinds: Ma
                 system = system_prompt_for(systems, kind)
                 spec = prompt_spec(bench.fmt, cond, mit, values,
                                    **templates, **({"system_prompt": system} if system is not None else {}))
-                text = build_model_input(item.prompt, spec, tokenizer)
+                text = build_model_input(item.prompt, spec, None)  # as the study's base model reads it: no chat template
                 rel = f"{bname}.{kind}.{mit}.txt"
                 atomic_write_text(out / rel, text)
                 index[rel] = {"benchmark": bname, "condition": cond.name, "kind": kind, "mitigation": mit,
