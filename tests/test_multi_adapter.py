@@ -173,3 +173,13 @@ def test_sweep_fits_groups_and_a_killed_group_resumes(tiny_model_dir, tmp_path, 
         meta = json.loads((out / name / "valueharms.json").read_text())
         assert meta["complete"] and meta["name"] == name and meta["values"]["Power"] == float(scores[4])
         assert set(meta["best_epoch_per_stage"]) == {"1", "2"}
+
+
+def test_group_adapters_name_their_base_as_single_fits_do():
+    """One LoRA config for both module kinds: an alias is written as its hub id, never as given or a cache path."""
+    from vim.module import VIMModule
+    from vim.multi_adapter import MultiLoRAModule
+
+    single, group = VIMModule(model="llama2-7b").lora_config(), MultiLoRAModule(model="llama2-7b").lora_config()
+    assert single.base_model_name_or_path == group.base_model_name_or_path == "meta-llama/Llama-2-7b-hf"
+    assert (single.r, single.lora_alpha, single.target_modules) == (group.r, group.lora_alpha, group.target_modules)

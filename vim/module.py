@@ -93,7 +93,7 @@ class VIMModule(LightningModule):
     def configure_model(self) -> None:
         if self.net is not None:
             return
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         from vim.attention import resolve_for_module
 
@@ -109,14 +109,23 @@ class VIMModule(LightningModule):
         if self.hparams.gradient_checkpointing:
             base.gradient_checkpointing_enable()
             base.enable_input_require_grads()
-        config = LoraConfig(task_type="CAUSAL_LM", r=self.hparams.lora_r, lora_alpha=self.hparams.lora_alpha,
-                            lora_dropout=self.hparams.lora_dropout, target_modules=list(self.hparams.target_modules))
+        config = self.lora_config()
         self.net = get_peft_model(base, config)
+        # get_peft_model writes the base's own name_or_path (this machine's cache folder): keep the portable one
+        self.net.peft_config["default"].base_model_name_or_path = config.base_model_name_or_path
+        self.net.train()  # from_pretrained returns eval mode; LoRA dropout must be active in training
+
+    def lora_config(self) -> Any:
+        """This fit's LoRA settings; ``adapter_config.json`` names the base by alias / hub id, never this machine's
+        cache folder (single fits and K-adapter fits alike)."""
+        from peft import LoraConfig
+
         from valueharms.hub import portable_base_name
 
-        # adapter_config.json names the base by alias / hub id, never this machine's cache folder
-        self.net.peft_config["default"].base_model_name_or_path = portable_base_name(self.model_name)
-        self.net.train()  # from_pretrained returns eval mode; LoRA dropout must be active in training
+        hp = self.hparams
+        return LoraConfig(task_type="CAUSAL_LM", r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                          target_modules=list(hp.target_modules),
+                          base_model_name_or_path=portable_base_name(self.model_name))
 
     def release_base(self) -> None:
         """Strip the LoRA layers and keep the base model for the next fit (``reuse_base``)."""

@@ -87,13 +87,6 @@ class MultiLoRAModule(VIMModule):
         self.val_losses: dict[int, float] = {}
         self._val_sums: torch.Tensor | None = None
 
-    def lora_config(self) -> Any:
-        from peft import LoraConfig
-
-        hp = self.hparams
-        return LoraConfig(task_type="CAUSAL_LM", r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                          target_modules=list(hp.target_modules), base_model_name_or_path=self.model_name)
-
     def configure_model(self) -> None:
         if self.net is not None:
             return
