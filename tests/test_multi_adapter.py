@@ -126,7 +126,8 @@ def test_k_adapters_train_like_k_separate_fits(tiny_model_dir, tmp_path):
     for name in sizes:
         ref = json.loads((single[name] / "valueharms.json").read_text())
         got = json.loads((tmp_path / "multi" / name / "valueharms.json").read_text())
-        assert got["complete"] and got["name"] == name
+        assert got["complete"] and got["name"] == name and got["phases_trained"] == ref["phases_trained"] == 2
+        assert (tmp_path / "multi" / name / "README.md").is_file()  # the model card, as a single fit writes it
         assert got["best_epoch_per_stage"] == ref["best_epoch_per_stage"]
         for stage, loss in ref["best_val_loss_per_stage"].items():
             assert got["best_val_loss_per_stage"][stage] == pytest.approx(loss, rel=1e-4)
@@ -139,6 +140,26 @@ def test_k_adapters_train_like_k_separate_fits(tiny_model_dir, tmp_path):
     assert any(v.abs().max() > 0 for k, v in moved.items() if "lora_B" in k)  # training did move the adapters
     assert (tmp_path / "multi" / multi.trainer.datamodule.adapter_name / "checkpoints" / "last.ckpt").is_file()
     assert multi.attention_kernel.startswith("torch_varlen")  # the kernel that ran is recorded (and logged)
+
+
+def test_group_stopped_before_the_last_stage_is_not_complete(tiny_model_dir, tmp_path):
+    """The single fit's rule for group adapters too: a fit cut short in stage 1 (max_steps) is not complete."""
+    from lightning.pytorch import Trainer
+
+    from vim.multi_adapter import MultiLoRAModule, MultiVIMDataModule
+
+    for name in ("Pow", "Ach"):
+        _write_data(tmp_path / "data" / name, 8, name.lower())
+    module = MultiLoRAModule(adapter_dir=str(tmp_path / "multi" / "{name}"), model=str(tiny_model_dir),
+                             target_modules=["q_proj", "v_proj"])
+    dm = MultiVIMDataModule(distributions=["Pow", "Ach"], model=str(tiny_model_dir), distributions_file=None,
+                            arguments=None, data_dir=str(tmp_path / "data" / "{distribution}"), batch_size=4,
+                            max_length=64, epochs_per_stage=2)
+    Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, max_steps=2,
+            num_sanity_val_steps=0, default_root_dir=str(tmp_path)).fit(module, datamodule=dm)
+    for name in ("Pow", "Ach"):
+        meta = json.loads((tmp_path / "multi" / name / "valueharms.json").read_text())
+        assert meta["complete"] is False and meta["phases_trained"] == 1
 
 
 def test_sweep_fits_groups_and_a_killed_group_resumes(tiny_model_dir, tmp_path, capsys):

@@ -145,21 +145,29 @@ class StageCallback(Callback):
         pl_module.start_phase(dm.epochs_per_stage, reset_optimizer=previous is not None)
         self.active_phase = phase
 
+    @staticmethod
+    def _improved(best: dict[int, float], phase: int, loss: float) -> bool:
+        """A stage's first validation, a lower loss, or a non-finite one (saved so the stage still has weights)."""
+        return phase not in best or loss < best[phase] or not math.isfinite(loss)
+
+    @staticmethod
+    def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or self.active_phase is None:
             return
         metric = trainer.callback_metrics.get("val/loss")
         loss = float(metric) if metric is not None else math.inf
         phase = self.active_phase
-        improved = phase not in self.best or loss < self.best[phase] or not math.isfinite(loss)
+        improved = self._improved(self.best, phase, loss)
         if not trainer.strategy.broadcast(improved):  # rank 0 decides: the save below is collective under FSDP
             return
         state = self._lora_state(trainer)
         if trainer.is_global_zero:
-            path = self._best_path(pl_module, phase)
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            atomic_write_bytes(path, buffer.getvalue())
+            self._save_state(self._best_path(pl_module, phase), state)
         self.best[phase] = loss
         self.best_epoch[phase] = trainer.current_epoch
         self.best_metrics[phase] = {k: float(v) for k, v in trainer.callback_metrics.items()
@@ -177,7 +185,6 @@ class StageCallback(Callback):
         pl_module.release_base()
 
     def _write_adapter(self, trainer: Trainer, pl_module: LightningModule, state: dict[str, torch.Tensor]) -> None:
-        from valueharms.hub import write_model_card
         from vim.provenance import training_config
 
         dm = self._dm(trainer)
@@ -210,7 +217,14 @@ class StageCallback(Callback):
             best_val_metrics_per_stage={str(k + 1): v for k, v in sorted(self.best_metrics.items())},
             truncated_examples=dict(getattr(dm, "truncated_counts", {})),
         )
-        meta_path = write_metadata(out, **fields, complete=False)  # complete only once every file exists
+        self._finish_adapter(out, fields, complete)
+
+    @staticmethod
+    def _finish_adapter(out: Path, fields: dict[str, Any], complete: bool) -> None:
+        """``valueharms.json``, the model card, then ``complete`` (written last, once every file exists)."""
+        from valueharms.hub import write_model_card
+
+        meta_path = write_metadata(out, **fields, complete=False)
         card = json.loads(meta_path.read_text(encoding="utf-8"))
         write_model_card(out, {**card, "complete": complete})
         write_metadata(out, **fields, complete=complete)

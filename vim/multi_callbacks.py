@@ -3,30 +3,23 @@
 The same protocol as :class:`vim.callbacks.StageCallback`, kept per adapter: each adapter saves its weights when
 its own validation loss improves, starts the next stage from its own best epoch with fresh AdamW moments and a
 restarted LR schedule, and at the end is exported from its best epoch as an ordinary peft folder with
-``valueharms.json`` (``complete: true`` written last), exactly where a single fit would have put it.
+``valueharms.json`` and model card (``complete`` written last, true only when every stage trained), exactly where
+a single fit would have put it.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from valueharms.adapters import write_metadata
 from valueharms.io import atomic_write_bytes
 from vim.callbacks import StageCallback
 from vim.stacked_lora import adapter_state, load_adapter_state
-
-
-def _save(state: dict[str, torch.Tensor], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 class MultiStageCallback(StageCallback):
@@ -82,9 +75,9 @@ class MultiStageCallback(StageCallback):
         for k, name in enumerate(pl_module.names):
             loss = pl_module.val_losses.get(k, math.inf)
             best = self.best.setdefault(name, {})
-            if phase in best and not loss < best[phase] and math.isfinite(loss):
+            if not self._improved(best, phase, loss):
                 continue
-            _save(adapter_state(pl_module.wrappers, k), self._adapter_best_path(pl_module, name, phase))
+            self._save_state(self._adapter_best_path(pl_module, name, phase), adapter_state(pl_module.wrappers, k))
             best[phase] = loss
             self.best_epoch.setdefault(name, {})[phase] = trainer.current_epoch
 
@@ -110,12 +103,18 @@ class MultiStageCallback(StageCallback):
         settings = {"model": dict(pl_module.hparams), "data": dict(getattr(member, "hparams", {})),
                     "trainer": {"max_epochs": trainer.max_epochs, "precision": str(trainer.precision),
                                 "adapters_per_step": len(pl_module.names)}}
-        write_metadata(out, kind=meta["kind"], name=meta["name"], base_model=pl_module.model_name,
-                       profile=meta.get("profile"), data_hash=meta.get("data_hash"), config=settings, complete=True,
-                       stages=meta.get("stages"), stage_mode=getattr(member, "stage_mode", None),
-                       best_val_loss=final if final is not None else (min(best.values()) if best else None),
-                       best_val_loss_per_stage={str(p + 1): v for p, v in sorted(best.items())},
-                       best_epoch_per_stage={str(p + 1): e for p, e in
-                                             sorted(self.best_epoch.get(member.adapter_name, {}).items())},
-                       truncated_examples=dict(member.truncated_counts))
-        rank_zero_info(f"adapter written to {out}")
+        trained = 0 if self.active_phase is None else self.active_phase + 1
+        complete = trained == len(member.phases)  # the single fit's rule: every stage trained
+        if not complete:
+            rank_zero_warn(f"{member.adapter_name}: training stopped in stage phase {trained} of "
+                           f"{len(member.phases)}: the adapter in {out} is NOT marked complete")
+        fields = dict(kind=meta["kind"], name=meta["name"], base_model=pl_module.model_name,
+                      profile=meta.get("profile"), data_hash=meta.get("data_hash"), config=settings,
+                      stages=meta.get("stages"), stage_mode=getattr(member, "stage_mode", None),
+                      global_step=trainer.global_step, phases_trained=trained,
+                      best_val_loss=final if final is not None else (min(best.values()) if best else None),
+                      best_val_loss_per_stage={str(p + 1): v for p, v in sorted(best.items())},
+                      best_epoch_per_stage={str(p + 1): e for p, e in
+                                            sorted(self.best_epoch.get(member.adapter_name, {}).items())},
+                      truncated_examples=dict(member.truncated_counts))
+        self._finish_adapter(out, fields, complete)
