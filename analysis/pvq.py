@@ -114,13 +114,12 @@ def answer_options(item_no: int, prompt: str) -> list[str]:
     expression is what carries the score, the rest (``my answer is 6.``) restates it and would only add tokens to run;
     the delimiter keeps a shorter expression from winning as a prefix of a longer one.
     """
-    from vim.data import EXPRESSIONS, STAGE2_TARGET
+    from vim.agreement import candidates
+    from vim.data import EXPRESSIONS
 
     sep = "" if not prompt or prompt[-1].isspace() else " "
-    value = VALUE_OF_ITEM[item_no].lower()
     options = []
-    for score, expression in enumerate(EXPRESSIONS, start=1):
-        target = STAGE2_TARGET.format(value=value, expression=expression, score=score)
+    for expression, target in zip(EXPRESSIONS, candidates(VALUE_OF_ITEM[item_no])):  # the training targets, 1..6
         end = target.index(expression) + len(expression) + 1
         options.append(sep + target[:end])
     return options
@@ -201,9 +200,10 @@ def _answer_all(todo: Sequence[tuple[str, AdapterInfo]], model_name: str, item_t
     vim = {path: f"pvq_{i}" for i, path in enumerate(dict.fromkeys(a.path for k, a in todo if k == "vim"))}
     model = attach_adapters(load_model(model_name).eval(), {name: path for path, name in vim.items()}).eval()
     records: list[dict[str, Any]] = []
+    vim_prompts = [model_prompt(t, tokenizer, None, chat) for t in item_texts]  # one set for every VIM adapter
     for kind, info in progress(todo, desc="pvq", unit="condition"):
-        profile = info.profile if kind == "icl" else None
-        prompts = [model_prompt(t, tokenizer, profile, chat) for t in item_texts]
+        prompts = ([model_prompt(t, tokenizer, info.profile, chat) for t in item_texts] if kind == "icl"
+                   else vim_prompts)
         answers = ask(model, tokenizer, prompts, adapter=vim.get(info.path) if kind == "vim" else None, mode=mode,
                       icl=kind == "icl", batch_size=batch_size, max_new_tokens=max_new_tokens)
         rows = [{**base, "kind": kind, "distribution": info.distribution or info.name, "adapter": str(info.path),
