@@ -1,7 +1,7 @@
 """Training curves from the adapters' CSV logs (Lightning's CSVLogger writes ``metrics.csv`` under each adapter).
 
-Read defensively: any ``metrics.csv`` below ``<study>/adapters/<name>/`` counts (the logger's version folders vary),
-a file that cannot be parsed is listed as skipped, and only numeric columns with a step are drawn.
+Read defensively: each ``<study>/adapters/<name>/logs/version_*/metrics.csv`` (where the fit's CSVLogger writes),
+a log that cannot be parsed is listed as skipped, and only numeric columns with a step are drawn.
 """
 
 from __future__ import annotations
@@ -13,36 +13,34 @@ import pandas as pd
 STEP_COLUMNS = ("step", "epoch")
 
 
-def find_logs(study: str | Path) -> dict[str, list[Path]]:
-    """adapter name -> its ``metrics.csv`` files (sorted), for every adapter folder under ``<study>/adapters``."""
-    found: dict[str, list[Path]] = {}
-    for path in sorted(Path(study).glob("adapters/*/**/metrics.csv")):
-        adapter = path.relative_to(Path(study) / "adapters").parts[0]
-        found.setdefault(adapter, []).append(path)
-    return found
-
-
 def read_curves(study: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """Long table (adapter, metric, step, value) of every logged metric, and the files that could not be read."""
+    """Long table (adapter, metric, step, value) of every logged metric, and the logs that could not be read.
+
+    Each adapter folder's curve comes from :func:`valueharms.adapters.training_curves` (a resumed fit's retrained
+    steps are kept once, from the run the weights followed)."""
+    from valueharms.adapters import training_curves
+
     rows, skipped = [], []
-    for adapter, paths in find_logs(study).items():
-        for path in paths:  # several versions (a resumed fit): Lightning's global step already continues
-            try:
-                table = pd.read_csv(path)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-                skipped.append(f"{path}: {type(err).__name__}")
+    root = Path(study) / "adapters"
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        try:
+            table = training_curves(folder)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+            skipped.append(f"{folder / 'logs'}: {type(err).__name__}")
+            continue
+        if table.empty:
+            continue
+        if "step" not in table:
+            skipped.append(f"{folder / 'logs'}: no step column")
+            continue
+        step = pd.to_numeric(table["step"], errors="coerce")
+        for column in table.columns:
+            if column in STEP_COLUMNS:
                 continue
-            if "step" not in table:
-                skipped.append(f"{path}: no step column")
-                continue
-            step = pd.to_numeric(table["step"], errors="coerce")
-            for column in table.columns:
-                if column in STEP_COLUMNS:
-                    continue
-                values = pd.to_numeric(table[column], errors="coerce")
-                ok = values.notna() & step.notna()
-                rows += [{"adapter": adapter, "metric": column, "step": float(s), "value": float(v)}
-                         for s, v in zip(step[ok], values[ok])]
+            values = pd.to_numeric(table[column], errors="coerce")
+            ok = values.notna() & step.notna()
+            rows += [{"adapter": folder.name, "metric": column, "step": float(s), "value": float(v)}
+                     for s, v in zip(step[ok], values[ok])]
     return pd.DataFrame(rows, columns=["adapter", "metric", "step", "value"]), skipped
 
 

@@ -22,8 +22,9 @@ def two_judges(tmp_path_factory):
     logs = run / "adapters" / "D00" / "logs" / "version_0"
     logs.mkdir(parents=True)
     (logs / "metrics.csv").write_text("epoch,step,train/loss_step,val/loss\n0,0,6.3,\n0,1,6.0,\n0,1,,6.1\n0,2,5.7,\n")
-    (run / "adapters" / "D01" / "metrics.csv").parent.mkdir(parents=True)
-    (run / "adapters" / "D01" / "metrics.csv").write_bytes(b"\xff\xfe not a csv")
+    broken = run / "adapters" / "D01" / "logs" / "version_0" / "metrics.csv"  # where the fit's CSVLogger writes
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"\xff\xfe not a csv")
     report(str(run), judge="offline", n_boot=50, n_permutations=49)
     out = run / "report"
     return run, (out / "report.html").read_text(), (out / "report.md").read_text()
