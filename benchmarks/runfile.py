@@ -132,9 +132,8 @@ class GenerationRun:
             if changes:
                 self._supersede()
                 recorded = None
-            merged = {**flatten(recorded["config"]), **flatten(config)} if recorded else None
-            if recorded is None or merged != flatten(recorded["config"]):
-                full = _merge(recorded["config"], config) if recorded else config
+            full = _merge(recorded["config"], config) if recorded else config  # new fields join the recorded ones
+            if recorded is None or full != recorded["config"]:
                 atomic_write_json(self.run_file, {"format": RUN_FORMAT, "created": (recorded or {}).get("created")
                                                   or _now(), "command": " ".join(sys.argv), "config": full})
             lock = RunLock(self.path, what="predict")
