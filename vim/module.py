@@ -25,6 +25,14 @@ from lightning.pytorch import LightningModule
 LORA_KEY = "lora_"
 
 
+def phase_lr_factor(step: int, total: int, warmup: int) -> float:
+    """The LR factor ``step`` steps into a phase of ``total`` steps: linear warm-up (optional), then linear decay to
+    0 at the phase's end (HF's linear schedule, restarted each phase)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
 class VIMModule(LightningModule):
     """LoRA fine-tuning of a causal LM whose data, stages and metadata come from the DataModule."""
 
@@ -264,11 +272,7 @@ class VIMModule(LightningModule):
 
     # -- optimisation: linear decay restarted at each stage -------------------------------------------------
     def _lr_factor(self, step: int) -> float:
-        s = step - self._phase_start_step
-        warmup = self.hparams.warmup_steps
-        if warmup and s < warmup:
-            return (s + 1) / warmup
-        return max(0.0, (self._phase_total_steps - s) / max(1, self._phase_total_steps - warmup))
+        return phase_lr_factor(step - self._phase_start_step, self._phase_total_steps, self.hparams.warmup_steps)
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

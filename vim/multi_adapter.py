@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from valueharms.errors import InputError
 from vim.datamodule import VIMDataModule
-from vim.module import VIMModule
+from vim.module import VIMModule, phase_lr_factor
 from vim.stacked_lora import adapter_parameters, build_routing, inject, peft_initial_lora, routed, segment_losses
 
 
@@ -70,10 +70,7 @@ class PhaseSchedule:
         self.warmup, self.start, self.total = warmup, 0, 1
 
     def __call__(self, step: int) -> float:
-        s = step - self.start
-        if self.warmup and s < self.warmup:
-            return (s + 1) / self.warmup
-        return max(0.0, (self.total - s) / max(1, self.total - self.warmup))
+        return phase_lr_factor(step - self.start, self.total, self.warmup)
 
 
 class MultiLoRAModule(VIMModule):
