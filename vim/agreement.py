@@ -68,11 +68,6 @@ def shared_prompt_length(cands: Sequence[dict[str, Any]]) -> int:
     return n
 
 
-def _pad(rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([[value] * (width - len(r)) + r if left else r + [value] * (width - len(r)) for r in rows])
-
-
 def _cache_argument(model: Any) -> str:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
@@ -95,18 +90,19 @@ def candidate_logprobs(model: Callable[..., Any], items: Sequence[dict[str, Any]
     if min(lengths) == 0:
         return full_logprobs(model, items, pad_token_id, device)
     prompts = [item["candidates"][0]["input_ids"][:n] for item, n in zip(items, lengths)]
-    prompt_mask = _pad([[1] * len(p) for p in prompts], 0, left=True).to(device)
-    out = model(input_ids=_pad(prompts, pad_token_id, left=True).to(device), attention_mask=prompt_mask,
+    head = PadCollator(pad_token_id, padding_side="left")([{"input_ids": p, "labels": p} for p in prompts])
+    prompt_mask = head["attention_mask"].to(device)
+    out = model(input_ids=head["input_ids"].to(device), attention_mask=prompt_mask,
                 position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
     name = _cache_argument(model)  # transformers 5 renamed past_key_values to cache
     cache = getattr(out, name)
     cache.batch_repeat_interleave(6)
-    conts = [c["input_ids"][n:] for item, n in zip(items, lengths) for c in item["candidates"]]
-    labels = _pad([c["labels"][n:] for item, n in zip(items, lengths) for c in item["candidates"]], -100).to(device)
-    cont_mask = _pad([[1] * len(c) for c in conts], 0).to(device)
+    tails = PadCollator(pad_token_id)([{"input_ids": c["input_ids"][n:], "labels": c["labels"][n:]}
+                                       for item, n in zip(items, lengths) for c in item["candidates"]])
+    labels, cont_mask = tails["labels"].to(device), tails["attention_mask"].to(device)
     starts = torch.tensor(lengths, device=device).repeat_interleave(6)
     positions = starts[:, None] + torch.arange(cont_mask.shape[1], device=device)[None, :]
-    nxt = model(input_ids=_pad(conts, pad_token_id).to(device),
+    nxt = model(input_ids=tails["input_ids"].to(device),
                 attention_mask=torch.cat([prompt_mask.repeat_interleave(6, dim=0), cont_mask], dim=1),
                 position_ids=positions, use_cache=True, **{name: cache})
     # the first answer token is predicted by the prompt's last position, the others by the answer's own positions
